@@ -408,4 +408,3 @@ func subdirs(fsys FS, dir string) ([]string, error) {
 	}
 	return out, nil
 }
-

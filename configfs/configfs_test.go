@@ -66,7 +66,7 @@ func (k *fakeKernel) log(op, p string) {
 	k.ops = append(k.ops, op+" "+strings.TrimPrefix(p, k.sys.Root+"/usb_gadget/"))
 }
 
-func (k *fakeKernel) Stat(name string) (fs.FileInfo, error)     { return os.Lstat(name) }
+func (k *fakeKernel) Stat(name string) (fs.FileInfo, error)      { return os.Lstat(name) }
 func (k *fakeKernel) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 func (k *fakeKernel) ReadFile(name string) ([]byte, error)       { return os.ReadFile(name) }
 func (k *fakeKernel) MkdirAll(name string) error                 { return os.MkdirAll(name, 0o755) }
