@@ -1,0 +1,167 @@
+package algo
+
+import (
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"math/big"
+
+	"github.com/ProtonMail/go-crypto/brainpool"
+)
+
+// weierstrassFamily holds the short-Weierstrass curves: NIST P-256, P-384, P-521 (crypto/ecdsa and crypto/ecdh,
+// constant time) and brainpool P256r1, P384r1, P512r1 (ProtonMail/go-crypto/brainpool through crypto/ecdsa's
+// generic path and elliptic.Curve.ScalarMult).
+type weierstrassFamily struct{}
+
+// weierstrassCurve returns the curve for c, and its crypto/ecdh counterpart for the NIST curves (nil for
+// brainpool).
+func weierstrassCurve(c Curve) (elliptic.Curve, ecdh.Curve) {
+	switch c {
+	case CurveP256:
+		return elliptic.P256(), ecdh.P256()
+	case CurveP384:
+		return elliptic.P384(), ecdh.P384()
+	case CurveP521:
+		return elliptic.P521(), ecdh.P521()
+	case CurveBrainpoolP256r1:
+		return brainpool.P256r1(), nil
+	case CurveBrainpoolP384r1:
+		return brainpool.P384r1(), nil
+	case CurveBrainpoolP512r1:
+		return brainpool.P512r1(), nil
+	}
+	return nil, nil
+}
+
+type weierstrassKey struct {
+	attr  Attributes
+	size  int    // bytes of a field element (and of the order)
+	d     []byte // private scalar, big-endian, size bytes
+	ecdsa *ecdsa.PrivateKey
+	ecdh  *ecdh.PrivateKey // NIST curves only
+	point []byte           // 04||X||Y
+}
+
+func (weierstrassFamily) generate(a Attributes, rnd io.Reader) (PrivateKey, error) {
+	curve, _ := weierstrassCurve(a.Curve)
+	k, err := ecdsa.GenerateKey(curve, rnd)
+	if err != nil {
+		return nil, err
+	}
+	return newWeierstrassKey(a, k.D.Bytes())
+}
+
+func (weierstrassFamily) importParts(a Attributes, parts map[byte][]byte) (PrivateKey, error) {
+	d, ok := parts[0x92]
+	if !ok {
+		return nil, fmt.Errorf("ECC import needs 92 private key: %w", ErrInvalidInput)
+	}
+	k, err := newWeierstrassKey(a, d)
+	if err != nil {
+		return nil, err
+	}
+	if q, ok := parts[0x99]; ok && !equalBytes(q, k.point) {
+		return nil, fmt.Errorf("public key 99 does not match the private key: %w", ErrInvalidInput)
+	}
+	return k, nil
+}
+
+func (weierstrassFamily) unmarshal(a Attributes, b []byte) (PrivateKey, error) {
+	curve, _ := weierstrassCurve(a.Curve)
+	if len(b) != (curve.Params().N.BitLen()+7)/8 {
+		return nil, fmt.Errorf("private key of %d bytes: %w", len(b), ErrInvalidInput)
+	}
+	return newWeierstrassKey(a, b)
+}
+
+// newWeierstrassKey builds a key from a big-endian scalar d, which must be in [1, n-1].
+func newWeierstrassKey(a Attributes, d []byte) (*weierstrassKey, error) {
+	curve, ecdhCurve := weierstrassCurve(a.Curve)
+	params := curve.Params()
+	size := (params.N.BitLen() + 7) / 8
+	scalar, ok := fixedBigEndian(d, size)
+	if !ok {
+		return nil, fmt.Errorf("private key of %d bytes for %v: %w", len(d), a.Curve, ErrInvalidInput)
+	}
+	di := new(big.Int).SetBytes(scalar)
+	if di.Sign() == 0 || di.Cmp(params.N) >= 0 {
+		return nil, fmt.Errorf("private key out of range for %v: %w", a.Curve, ErrInvalidInput)
+	}
+	k := &weierstrassKey{attr: a, size: size, d: scalar}
+	if ecdhCurve != nil {
+		var err error
+		if k.ecdh, err = ecdhCurve.NewPrivateKey(scalar); err != nil {
+			return nil, fmt.Errorf("%v: %w", err, ErrInvalidInput)
+		}
+		if k.ecdsa, err = ecdsa.ParseRawPrivateKey(curve, scalar); err != nil {
+			return nil, fmt.Errorf("%v: %w", err, ErrInvalidInput)
+		}
+		k.point = k.ecdh.PublicKey().Bytes()
+	} else {
+		x, y := curve.ScalarBaseMult(scalar)
+		k.ecdsa = &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: curve, X: x, Y: y}, D: di}
+		k.point = elliptic.Marshal(curve, x, y) //nolint:staticcheck // brainpool has no crypto/ecdh counterpart
+	}
+	return k, nil
+}
+
+func (k *weierstrassKey) Attributes() Attributes { return k.attr }
+
+func (k *weierstrassKey) Marshal() []byte { return append([]byte{marshalVersion}, k.d...) }
+
+func (k *weierstrassKey) PublicDO() []byte { return tlv(nil, 0x86, k.point) }
+
+// maxHashLen is the longest hash Sign accepts (SHA-512).
+const maxHashLen = 64
+
+// Sign returns the ECDSA signature r||s of the hash input, each half padded to the field size. A hash longer than
+// the order is truncated as FIPS 186-4 says.
+func (k *weierstrassKey) Sign(input []byte) ([]byte, error) {
+	if len(input) == 0 || len(input) > maxHashLen {
+		return nil, fmt.Errorf("algo: ECDSA hash of %d bytes: %w", len(input), ErrInvalidInput)
+	}
+	r, s, err := ecdsa.Sign(rand.Reader, k.ecdsa, input)
+	if err != nil {
+		return nil, fmt.Errorf("algo: ECDSA sign: %w", err)
+	}
+	sig := make([]byte, 2*k.size)
+	r.FillBytes(sig[:k.size])
+	s.FillBytes(sig[k.size:])
+	return sig, nil
+}
+
+// Decipher returns the X coordinate of d·P for the uncompressed point P = 04||X||Y.
+func (k *weierstrassKey) Decipher(input []byte) ([]byte, error) {
+	if len(input) != 1+2*k.size || input[0] != 0x04 {
+		return nil, fmt.Errorf("algo: ECDH point of %d bytes for %v: %w", len(input), k.attr.Curve, ErrInvalidInput)
+	}
+	if k.ecdh != nil {
+		pub, err := k.ecdh.Curve().NewPublicKey(input)
+		if err != nil {
+			return nil, fmt.Errorf("algo: ECDH point: %v: %w", err, ErrInvalidInput)
+		}
+		secret, err := k.ecdh.ECDH(pub)
+		if err != nil {
+			return nil, fmt.Errorf("algo: ECDH: %v: %w", err, ErrInvalidInput)
+		}
+		return secret, nil
+	}
+	curve := k.ecdsa.Curve
+	x, y := new(big.Int).SetBytes(input[1:1+k.size]), new(big.Int).SetBytes(input[1+k.size:])
+	p := curve.Params().P
+	if x.Cmp(p) >= 0 || y.Cmp(p) >= 0 || !curve.IsOnCurve(x, y) {
+		return nil, fmt.Errorf("algo: ECDH point not on %v: %w", k.attr.Curve, ErrInvalidInput)
+	}
+	// Brainpool curves have cofactor 1: every point on the curve but infinity (not encodable here) has order n.
+	sx, sy := curve.ScalarMult(x, y, k.d)
+	if sx.Sign() == 0 && sy.Sign() == 0 {
+		return nil, fmt.Errorf("algo: ECDH result is the point at infinity: %w", ErrInvalidInput)
+	}
+	return sx.FillBytes(make([]byte, k.size)), nil
+}
+
+func equalBytes(a, b []byte) bool { return string(a) == string(b) }
