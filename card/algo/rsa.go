@@ -96,13 +96,14 @@ func (rsaFamily) importParts(a Attributes, parts map[byte][]byte) (PrivateKey, e
 }
 
 // crtPartWorks checks a CRT value the host computed differently: dp with e*dp = 1 mod p-1, dq likewise, u with
-// u*q = 1 mod p.
+// u*q = 1 mod p (the card spec) or u*p = 1 mod q (libgcrypt's convention). The key never uses these values: it
+// recomputes them from p and q.
 func crtPartWorks(tag byte, x, e, p, q *big.Int) bool {
 	one := big.NewInt(1)
 	t := new(big.Int)
 	switch tag {
 	case 0x94:
-		return t.Mod(t.Mul(x, q), p).Cmp(one) == 0
+		return t.Mod(t.Mul(x, q), p).Cmp(one) == 0 || t.Mod(t.Mul(x, p), q).Cmp(one) == 0
 	case 0x95:
 		pm1 := new(big.Int).Sub(p, one)
 		return x.Cmp(pm1) < 0 && t.Mod(t.Mul(x, e), pm1).Cmp(one) == 0
