@@ -1,0 +1,275 @@
+package ccid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Errors returned by Reader methods.
+var (
+	ErrNoSlot      = errors.New("ccid: no such slot")
+	ErrSlotFull    = errors.New("ccid: slot already holds a card")
+	ErrSlotEmpty   = errors.New("ccid: slot holds no card")
+	ErrServing     = errors.New("ccid: reader already serving a transport")
+	errNilTransort = errors.New("ccid: nil transport")
+)
+
+// CardError is an error a Card may return to choose the bError the host sees for a failed PowerOn or Transmit.
+// Other errors are reported as ICC_MUTE.
+type CardError interface {
+	error
+	SlotError() SlotError
+}
+
+// Reader is a CCID reader: one or more slots, each with at most one card, answering host commands that arrive
+// through a Transport. All its methods are safe for concurrent use.
+type Reader struct {
+	desc     ClassDescriptor
+	maxMsg   int // dwMaxCCIDMessageLength
+	chunk    int // largest abData in one message
+	interval time.Duration
+	log      *slog.Logger
+	clock    Clock
+	icpt     Interceptor
+	slots    []*slot
+	notify   chan []byte
+	nmu      sync.Mutex // serialises queueing on notify
+	serving  sync.Mutex // held by Serve
+}
+
+// notifyDepth is the buffer of the Notifications channel.
+const notifyDepth = 8
+
+// NewReader returns a reader with empty slots.
+func NewReader(cfg Config) (*Reader, error) {
+	if err := cfg.Descriptor.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TimeExtensionInterval <= 0 {
+		return nil, fmt.Errorf("ccid: time extension interval %v must be positive", cfg.TimeExtensionInterval)
+	}
+	r := &Reader{
+		desc:     cfg.Descriptor,
+		maxMsg:   int(cfg.Descriptor.MaxCCIDMessageLength),
+		chunk:    int(cfg.Descriptor.MaxCCIDMessageLength) - HeaderSize,
+		interval: cfg.TimeExtensionInterval,
+		log:      cfg.Logger,
+		clock:    cfg.Clock,
+		icpt:     cfg.Interceptor,
+		notify:   make(chan []byte, notifyDepth),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.clock == nil {
+		r.clock = realClock{}
+	}
+	for i := 0; i <= int(cfg.Descriptor.MaxSlotIndex); i++ {
+		r.slots = append(r.slots, newSlot(r, byte(i)))
+	}
+	return r, nil
+}
+
+// Descriptor returns the reader's class descriptor.
+func (r *Reader) Descriptor() ClassDescriptor { return r.desc }
+
+// Notifications carries interrupt-IN messages (RDR_to_PC_NotifySlotChange, RDR_to_PC_HardwareError) for the
+// transport to send. It is buffered and never blocks the reader: when it is full the oldest message is dropped
+// and, if both are NotifySlotChange, its changed bits are merged into the new one.
+func (r *Reader) Notifications() <-chan []byte { return r.notify }
+
+func (r *Reader) slot(i int) (*slot, error) {
+	if i < 0 || i >= len(r.slots) {
+		return nil, fmt.Errorf("%w: %d (bMaxSlotIndex %d)", ErrNoSlot, i, r.desc.MaxSlotIndex)
+	}
+	return r.slots[i], nil
+}
+
+// Insert puts card c into slot, present and inactive (the host powers it on), and queues a NotifySlotChange.
+func (r *Reader) Insert(slot int, c Card) error {
+	if c == nil {
+		return errors.New("ccid: insert: nil card")
+	}
+	s, err := r.slot(slot)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.state != stateAbsent {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d", ErrSlotFull, slot)
+	}
+	s.card, s.state, s.atr, s.params = c, stateInactive, nil, DefaultT1Parameters
+	s.gen++
+	s.resetExchange()
+	s.mu.Unlock()
+	r.log.Info("ccid: card inserted", "slot", slot)
+	r.notifySlotChange(slot)
+	return nil
+}
+
+// Remove takes the card out of slot and queues a NotifySlotChange. An exchange in flight is cancelled through
+// its context and fails with bStatus 0x42, bError ICC_MUTE (libccid: "card absent").
+func (r *Reader) Remove(slot int) error {
+	s, err := r.slot(slot)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.state == stateAbsent {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d", ErrSlotEmpty, slot)
+	}
+	s.card, s.state, s.atr = nil, stateAbsent, nil
+	s.gen++
+	s.cancelOp()
+	s.resetExchange()
+	s.mu.Unlock()
+	r.log.Info("ccid: card removed", "slot", slot)
+	r.notifySlotChange(slot)
+	return nil
+}
+
+// Abort is the control-request half of ABORT (CCID §5.3.1: bRequest 0x01, wValue = bSeq<<8 | bSlot). It
+// pairs with a PC_to_RDR_Abort carrying the same bSlot and bSeq, in either order. Until both halves have
+// arrived, other commands for the slot fail with CMD_ABORTED. A command in flight is cancelled and answered
+// with CMD_ABORTED. An unknown slot is ignored.
+func (r *Reader) Abort(slot, seq byte) {
+	s, err := r.slot(int(slot))
+	if err != nil {
+		r.log.Warn("ccid: ABORT request for unknown slot", "slot", slot, "seq", seq)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abort == abortBulk && s.abortSeq == seq {
+		s.abort = abortNone
+		return
+	}
+	s.abort, s.abortSeq = abortControl, seq
+	s.abortOp()
+}
+
+// ReportHardwareError queues RDR_to_PC_HardwareError for slot (code 0x01: overcurrent).
+func (r *Reader) ReportHardwareError(slot, seq, code byte) error {
+	if _, err := r.slot(int(slot)); err != nil {
+		return err
+	}
+	b, _ := HardwareError{Slot: slot, Seq: seq, Code: code}.AppendBinary(nil)
+	r.queue(b)
+	return nil
+}
+
+func (r *Reader) notifySlotChange(changed int) {
+	states := make([]SlotChange, len(r.slots))
+	for i, s := range r.slots {
+		s.mu.Lock()
+		states[i] = SlotChange{Present: s.state != stateAbsent, Changed: i == changed}
+		s.mu.Unlock()
+	}
+	r.queue(AppendNotifySlotChange(nil, states))
+}
+
+// queue sends b on the notification channel, dropping (and merging) the oldest message when it is full.
+func (r *Reader) queue(b []byte) {
+	r.nmu.Lock()
+	defer r.nmu.Unlock()
+	for {
+		select {
+		case r.notify <- b:
+			return
+		default:
+		}
+		select {
+		case old := <-r.notify:
+			if len(old) == len(b) && MessageType(old[0]) == MsgNotifySlotChange && MessageType(b[0]) == MsgNotifySlotChange {
+				for i := 1; i < len(b); i++ {
+					b[i] |= old[i] & 0xAA // keep the changed bits of the dropped message
+				}
+			}
+		default:
+		}
+	}
+}
+
+// Serve reads frames from t and answers them until ctx ends or t fails. It can be called again later with a
+// new transport (the USB side re-enables endpoints after SET_INTERFACE or a replug); slot state survives, but
+// chaining and abort state is reset. Only one Serve runs at a time. Commands in flight when it returns have
+// been cancelled and their cards have returned.
+func (r *Reader) Serve(ctx context.Context, t Transport) error {
+	if t == nil {
+		return errNilTransort
+	}
+	if !r.serving.TryLock() {
+		return ErrServing
+	}
+	defer r.serving.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &writer{t: t, ctx: ctx, icpt: r.icpt, fail: cancel}
+	w.rawFn = w.raw
+	var wg sync.WaitGroup
+	for _, s := range r.slots {
+		s.mu.Lock()
+		s.resetExchange()
+		s.abort = abortNone
+		s.mu.Unlock()
+		wg.Add(2)
+		go func() { defer wg.Done(); s.work(ctx, w) }()
+		go func() { defer wg.Done(); s.call(ctx) }()
+	}
+	d := &dispatcher{r: r, w: w, out: make([]byte, 0, r.maxMsg)}
+	var err error
+	for {
+		var frame []byte
+		frame, err = t.ReadFrame(ctx)
+		if err != nil {
+			break
+		}
+		if r.icpt != nil {
+			if frame = r.icpt.Command(ctx, frame); frame == nil {
+				continue
+			}
+		}
+		d.handle(ctx, frame)
+	}
+	cause := context.Cause(ctx)
+	cancel(err)
+	wg.Wait()
+	if cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // a write failed first
+	}
+	return fmt.Errorf("ccid: serve: %w", err)
+}
+
+// writer is the single path to the transport's bulk-IN side.
+type writer struct {
+	mu    sync.Mutex
+	t     Transport
+	ctx   context.Context
+	icpt  Interceptor
+	rawFn func([]byte) error
+	fail  context.CancelCauseFunc
+}
+
+func (w *writer) write(frame []byte) {
+	var err error
+	if w.icpt != nil {
+		err = w.icpt.Answer(w.ctx, frame, w.rawFn)
+	} else {
+		err = w.raw(frame)
+	}
+	if err != nil {
+		w.fail(fmt.Errorf("write: %w", err))
+	}
+}
+
+func (w *writer) raw(frame []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.t.WriteFrame(w.ctx, frame)
+}

@@ -1,0 +1,238 @@
+package ccid
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+type slotState byte
+
+const (
+	stateAbsent   slotState = iota // no card
+	stateInactive                  // card present, not powered
+	stateActive                    // card powered (ATR sent)
+)
+
+type abortState byte
+
+const (
+	abortNone    abortState = iota
+	abortControl            // the ABORT class request arrived first
+	abortBulk               // PC_to_RDR_Abort arrived first
+)
+
+type opKind byte
+
+const (
+	opPowerOn opKind = iota
+	opTransmit
+)
+
+// job is one card operation handed from the dispatcher to the slot's worker.
+type job struct {
+	kind opKind
+	seq  byte
+	gen  uint32
+	card Card
+	data []byte // the command APDU (s.cmd)
+	ctx  context.Context
+}
+
+type result struct {
+	data []byte
+	err  error
+}
+
+// slot holds one slot's state. mu guards every field but the channels and out, which belong to the worker.
+type slot struct {
+	r   *Reader
+	idx byte
+
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when busy and answering both drop
+	card   Card
+	gen    uint32 // bumped on every insertion and removal
+	state  slotState
+	atr    []byte
+	params T1Parameters
+
+	busy      bool               // a card operation is in flight
+	answering bool               // the worker is writing the answer of the last operation
+	opCancel  context.CancelFunc // cancels the operation in flight
+	opAborted bool               // the operation in flight was aborted
+
+	abort    abortState
+	abortSeq byte
+
+	chaining bool   // a chained command is being received
+	cmd      []byte // the command APDU (chained or not); reused
+	rsp      []byte // the rest of a chained response
+	rspMore  bool   // rsp holds a pending response chain
+
+	jobs     chan job
+	callReq  chan job
+	callResp chan result
+	out      []byte // the worker's encoding buffer
+}
+
+func newSlot(r *Reader, idx byte) *slot {
+	s := &slot{r: r, idx: idx, params: DefaultT1Parameters,
+		jobs: make(chan job, 1), callReq: make(chan job), callResp: make(chan result),
+		out: make([]byte, 0, r.maxMsg)}
+	s.idle = sync.NewCond(&s.mu)
+	return s
+}
+
+// iccStatus is bmICCStatus. Called with mu held.
+func (s *slot) iccStatus() byte {
+	switch s.state {
+	case stateActive:
+		return ICCActive
+	case stateInactive:
+		return ICCInactive
+	}
+	return ICCAbsent
+}
+
+// resetExchange drops chaining state. Called with mu held.
+func (s *slot) resetExchange() {
+	s.chaining = false
+	s.rsp, s.rspMore = nil, false
+}
+
+// cancelOp cancels the operation in flight, if any. Called with mu held.
+func (s *slot) cancelOp() {
+	if s.opCancel != nil {
+		s.opCancel()
+	}
+}
+
+// abortOp cancels the operation in flight as aborted by the host, and drops chaining. Called with mu held.
+func (s *slot) abortOp() {
+	if s.busy {
+		s.opAborted = true
+		s.cancelOp()
+	}
+	s.resetExchange()
+}
+
+// call runs card operations for the worker, so the worker can pace time extensions while a card works.
+func (s *slot) call(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.callReq:
+			var res result
+			switch j.kind {
+			case opPowerOn:
+				res.data, res.err = j.card.PowerOn(j.ctx)
+			case opTransmit:
+				res.data, res.err = j.card.Transmit(j.ctx, j.data)
+			}
+			s.callResp <- res // the worker always waits for it
+		}
+	}
+}
+
+// work runs the slot's card operations one at a time and writes their answers.
+func (s *slot) work(ctx context.Context, w *writer) {
+	timer := s.r.clock.NewTimer(s.r.interval)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.jobs:
+			s.run(j, w, timer)
+		}
+	}
+}
+
+func (s *slot) run(j job, w *writer, timer Timer) {
+	s.callReq <- j // call is idle: the slot was not busy
+	var tick <-chan time.Time
+	if j.kind == opTransmit {
+		// libccid reads the PowerOn answer without time-extension handling, so only XfrBlock gets them.
+		timer.Reset(s.r.interval)
+		tick = timer.C()
+	}
+	var res result
+wait:
+	for {
+		select {
+		case res = <-s.callResp:
+			break wait
+		case <-tick:
+			// RDR_to_PC_DataBlock, bStatus 0x80 (time extension, ICC active), bError 1 (multiplier), dwLength 0.
+			s.out = appendHeader(s.out[:0], MsgDataBlock, 0, s.idx, j.seq, [3]byte{CommandTimeExtension | ICCActive, 1, 0})
+			w.write(s.out)
+			timer.Reset(s.r.interval)
+		}
+	}
+	timer.Stop()
+	s.out = s.finish(j, res, s.out[:0])
+	w.write(s.out)
+	s.mu.Lock()
+	s.answering = false
+	s.idle.Broadcast()
+	s.mu.Unlock()
+}
+
+// finish updates the slot after a card operation and encodes its answer into out.
+func (s *slot) finish(j job, res result, out []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy, s.answering = false, true
+	s.opCancel()
+	s.opCancel = nil
+	aborted := s.opAborted
+	s.opAborted = false
+	fail := func(e SlotError) []byte {
+		return appendHeader(out, MsgDataBlock, 0, s.idx, j.seq, [3]byte{CommandFailed | s.iccStatus(), byte(e), 0})
+	}
+	switch {
+	case j.gen != s.gen || s.state == stateAbsent:
+		return fail(ICCMute) // removed meanwhile: 0x42 FE
+	case aborted:
+		if j.kind == opPowerOn {
+			s.state = stateInactive
+		}
+		return fail(CmdAborted)
+	case res.err != nil:
+		code := ICCMute
+		var ce CardError
+		if errors.As(res.err, &ce) {
+			code = ce.SlotError()
+		}
+		if j.kind == opPowerOn {
+			s.state = stateInactive
+		}
+		s.r.log.Warn("ccid: card operation failed", "slot", s.idx, "seq", j.seq, "err", res.err)
+		return fail(code)
+	case j.kind == opPowerOn:
+		s.state = stateActive
+		s.atr = append(s.atr[:0], res.data...)
+		s.params = T1ParametersFromATR(s.atr)
+		if len(res.data) > 33 {
+			s.r.log.Warn("ccid: ATR longer than 33 bytes overflows libccid", "len", len(res.data))
+		}
+		if len(res.data) > s.r.chunk {
+			return fail(HWError)
+		}
+		return appendDataBlock(out, s.idx, j.seq, ICCActive, 0, res.data)
+	}
+	// Transmit: chain the response if it does not fit in one message.
+	if len(res.data) <= s.r.chunk {
+		return appendDataBlock(out, s.idx, j.seq, ICCActive, byte(ChainNone), res.data)
+	}
+	s.rsp, s.rspMore = res.data[s.r.chunk:], true
+	return appendDataBlock(out, s.idx, j.seq, ICCActive, byte(ChainBegin), res.data[:s.r.chunk])
+}
+
+func appendDataBlock(out []byte, slot, seq, status, chain byte, data []byte) []byte {
+	out = appendHeader(out, MsgDataBlock, uint32(len(data)), slot, seq, [3]byte{status, 0, chain})
+	return append(out, data...)
+}
