@@ -117,7 +117,7 @@ func publicPoint(k PrivateKey) []byte {
 
 func (k *eddsaKey) Attributes() Attributes { return k.attr }
 
-func (k *eddsaKey) Marshal() []byte { return append([]byte{marshalVersion}, k.seed...) }
+func (k *eddsaKey) Marshal() []byte { return marshalled(k.attr, k.seed) }
 
 func (k *eddsaKey) PublicDO() []byte { return tlv(nil, 0x86, k.pub) }
 

@@ -1,6 +1,7 @@
 package algo
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -85,16 +86,18 @@ func Import(a Attributes, parts map[byte][]byte) (PrivateKey, error) {
 	return k, nil
 }
 
-// Unmarshal restores a key from Marshal's output. The attributes must be those the key was made for (their
-// WithPublicKey and ImportFormat fields do not matter).
+// Unmarshal restores a key from Marshal's output. The attributes must name the algorithm the key was made for
+// (same ID, modulus size or curve; their WithPublicKey, ExponentBits and ImportFormat fields do not matter),
+// otherwise Unmarshal fails with ErrInvalidInput.
 func Unmarshal(a Attributes, b []byte) (PrivateKey, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
-	if len(b) < 1 || b[0] != marshalVersion {
-		return nil, fmt.Errorf("algo: unmarshal %v: unknown format: %w", a, ErrInvalidInput)
+	body, ok := unwrapMarshalled(a, b)
+	if !ok {
+		return nil, fmt.Errorf("algo: unmarshal %v: not a marshalled %v key: %w", a, a, ErrInvalidInput)
 	}
-	k, err := familyOf(a).unmarshal(a, b[1:])
+	k, err := familyOf(a).unmarshal(a, body)
 	if err != nil {
 		return nil, fmt.Errorf("algo: unmarshal %v: %w", a, err)
 	}
@@ -103,6 +106,33 @@ func Unmarshal(a Attributes, b []byte) (PrivateKey, error) {
 
 // marshalVersion is the first byte of every Marshal output, so the format can change later.
 const marshalVersion = 1
+
+// algorithmTag returns the bytes that name a's algorithm in the marshalled form: ID, then the modulus size or
+// the curve OID.
+func algorithmTag(a Attributes) []byte {
+	if a.ID == IDRSA {
+		return []byte{byte(IDRSA), byte(a.ModulusBits >> 8), byte(a.ModulusBits)}
+	}
+	return append([]byte{byte(a.ID)}, a.Curve.OID()...)
+}
+
+// marshalled returns the Marshal form of a key: version | length of the algorithm tag | algorithm tag | key.
+func marshalled(a Attributes, key []byte) []byte {
+	tag := algorithmTag(a)
+	out := make([]byte, 0, 2+len(tag)+len(key))
+	out = append(out, marshalVersion, byte(len(tag)))
+	out = append(out, tag...)
+	return append(out, key...)
+}
+
+// unwrapMarshalled checks the header written by marshalled and returns the key bytes.
+func unwrapMarshalled(a Attributes, b []byte) ([]byte, bool) {
+	tag := algorithmTag(a)
+	if len(b) < 2+len(tag) || b[0] != marshalVersion || int(b[1]) != len(tag) || !bytes.Equal(b[2:2+len(tag)], tag) {
+		return nil, false
+	}
+	return b[2+len(tag):], true
+}
 
 // family implements one group of algorithms.
 type family interface {

@@ -131,7 +131,7 @@ func importMontgomery(a Attributes, parts map[byte][]byte, size int, bigEndian b
 
 func (k *montgomeryKey) Attributes() Attributes { return k.attr }
 
-func (k *montgomeryKey) Marshal() []byte { return append([]byte{marshalVersion}, k.scalar...) }
+func (k *montgomeryKey) Marshal() []byte { return marshalled(k.attr, k.scalar) }
 
 func (k *montgomeryKey) PublicDO() []byte { return tlv(nil, 0x86, k.pub) }
 

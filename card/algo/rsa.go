@@ -138,7 +138,7 @@ func newRSAKey(a Attributes, k *rsa.PrivateKey) (*rsaKey, error) {
 func (k *rsaKey) Attributes() Attributes { return k.attr }
 
 func (k *rsaKey) Marshal() []byte {
-	return append([]byte{marshalVersion}, x509.MarshalPKCS1PrivateKey(k.key)...)
+	return marshalled(k.attr, x509.MarshalPKCS1PrivateKey(k.key))
 }
 
 func (k *rsaKey) PublicDO() []byte {

@@ -111,7 +111,7 @@ func newWeierstrassKey(a Attributes, d []byte) (*weierstrassKey, error) {
 
 func (k *weierstrassKey) Attributes() Attributes { return k.attr }
 
-func (k *weierstrassKey) Marshal() []byte { return append([]byte{marshalVersion}, k.d...) }
+func (k *weierstrassKey) Marshal() []byte { return marshalled(k.attr, k.d) }
 
 func (k *weierstrassKey) PublicDO() []byte { return tlv(nil, 0x86, k.point) }
 
