@@ -9,31 +9,51 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Check verifies the file's integrity: bbolt's own page consistency check, then the schema version is the one this
-// package writes, every record decodes, retry counters are within range, PW1 and PW3 are set with a data key
-// wrap, and every sealed key belongs to the current data key generation. Open runs it; the card's fuzz and
-// power-cut tests run it after every step. A bad file gives an error wrapping ErrCorrupt, never a panic.
-func (s *Store) Check() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("store: check %s: %w: %v", s.path, ErrCorrupt, r)
+// Check verifies the file's integrity: the schema version is the one this package writes, every page and every
+// record decodes, retry counters are within range, PW1 and PW3 are set with a data key wrap, every sealed key
+// belongs to the current data key generation, and bbolt's own consistency check (free list, page reachability)
+// passes. Open runs it; the card's fuzz and power-cut tests run it after every step. A bad file gives an error
+// wrapping ErrCorrupt, never a panic. Check runs in a write transaction that is rolled back, so it is serialised
+// with writers and writes nothing.
+func (s *Store) Check() error {
+	err := guard(func() error {
+		err := s.db.Update(func(btx *bolt.Tx) error {
+			// Our walk first: it touches every reachable page in this goroutine, where a fault is recovered.
+			// bbolt's checker runs in a goroutine of its own and must only see pages that passed.
+			if err := checkRecords(btx); err != nil {
+				return err
+			}
+			var errs []error
+			for e := range btx.Check() {
+				errs = append(errs, e)
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("%w: bbolt: %w", ErrCorrupt, errors.Join(errs...))
+			}
+			return errRollback
+		})
+		if err == errRollback {
+			return nil
 		}
-	}()
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	err = s.db.View(func(btx *bolt.Tx) error {
-		var errs []error
-		for e := range btx.Check() {
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("%w: bbolt: %w", ErrCorrupt, errors.Join(errs...))
-		}
-		return checkRecords(btx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: check %s: %w", s.path, err)
 	}
 	return nil
+}
+
+var errRollback = errors.New("rollback")
+
+// guard runs fn, turning a panic or memory fault inside bbolt (which trusts the pages it maps) into ErrCorrupt.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return fn()
 }
 
 func corrupt(format string, args ...any) error {
