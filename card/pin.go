@@ -1,0 +1,227 @@
+package card
+
+import (
+	"errors"
+
+	"github.com/ccidgadget/ccidgadget/store"
+)
+
+// Minimum PIN lengths (OpenPGP card 3.4.1 §4.3): PW1 6, resetting code 8, PW3 8.
+const (
+	minPW1Len = 6
+	minRCLen  = 8
+	minPW3Len = 8
+)
+
+// pinRef maps VERIFY's P2 to a PIN: 81 (PW1 for PSO:CDS) and 82 (PW1 for everything else) are the same PIN
+// with two access states; 83 is PW3.
+func pinRef(p2 byte) (store.PIN, bool) {
+	switch p2 {
+	case 0x81, 0x82:
+		return store.PW1, true
+	case 0x83:
+		return store.PW3, true
+	}
+	return 0, false
+}
+
+// verified reports the access state of reference p2.
+func (s *session) verified(p2 byte) bool {
+	switch p2 {
+	case 0x81:
+		return s.pw1Sign
+	case 0x82:
+		return s.pw1User
+	case 0x83:
+		return s.pw3
+	}
+	return false
+}
+
+// setVerified sets or clears the access state of reference p2.
+func (s *session) setVerified(p2 byte, on bool) {
+	switch p2 {
+	case 0x81:
+		s.pw1Sign = on
+	case 0x82:
+		s.pw1User = on
+	case 0x83:
+		s.pw3 = on
+	}
+	s.dropKeyIfUnused()
+}
+
+// keep takes dk as the session's data key, destroying any earlier one.
+func (s *session) keep(dk *store.DataKey) {
+	if s.dk != nil && s.dk != dk {
+		s.dk.Destroy()
+	}
+	s.dk = dk
+}
+
+// pinStatus reads p's state.
+func (c *Card) pinStatus(p store.PIN) (store.PINStatus, StatusWord) {
+	var st store.PINStatus
+	err := c.st.View(func(tx *store.Tx) error {
+		st = tx.PINStatus(p)
+		return nil
+	})
+	return st, c.sw(err)
+}
+
+// checkPIN runs store.VerifyPIN (the retry counter is decremented and committed before the comparison) and maps
+// its errors: wrong = 63Cx, blocked = 6983, not set = 6984.
+func (c *Card) checkPIN(p store.PIN, pin []byte) (*store.DataKey, StatusWord) {
+	if len(pin) == 0 || len(pin) > maxPINLen {
+		return nil, SWWrongLength
+	}
+	dk, err := c.st.VerifyPIN(p, pin)
+	var auth *store.AuthError
+	switch {
+	case err == nil:
+		return dk, SWNoError
+	case errors.As(err, &auth):
+		return nil, swVerifyFailed(auth.Retries)
+	case errors.Is(err, store.ErrBlocked):
+		return nil, SWAuthenticationMethodBlocked
+	case errors.Is(err, store.ErrNotSet):
+		return nil, SWReferenceDataNotUsable
+	}
+	c.log.Error("card: verify", "pin", p.String(), "err", err)
+	return nil, SWMemoryFailure
+}
+
+// verify answers VERIFY (OpenPGP card 3.4.1 §7.2.2).
+//
+//	P1=00, data      compare the PIN: 9000, 63Cx (x tries left), 6983 (blocked)
+//	P1=00, no data   status only, never counts a try: 9000 when verified, else 63Cx (6983 when blocked)
+//	P1=FF, no data   forget the verification of that reference
+func (c *Card) verify(cmd Command) StatusWord {
+	p, ok := pinRef(cmd.P2)
+	if !ok {
+		return SWIncorrectP1P2
+	}
+	switch cmd.P1 {
+	case 0xFF:
+		if len(cmd.Data) != 0 {
+			return SWWrongLength
+		}
+		c.s.setVerified(cmd.P2, false)
+		return SWNoError
+	case 0x00:
+	default:
+		return SWIncorrectP1P2
+	}
+	if len(cmd.Data) == 0 {
+		if c.s.verified(cmd.P2) {
+			return SWNoError
+		}
+		st, sw := c.pinStatus(p)
+		if sw != SWNoError {
+			return sw
+		}
+		if st.Retries == 0 {
+			return SWAuthenticationMethodBlocked
+		}
+		return swVerifyFailed(st.Retries)
+	}
+	dk, sw := c.checkPIN(p, cmd.Data)
+	if sw != SWNoError {
+		if sw != SWWrongLength {
+			c.s.setVerified(cmd.P2, false) // a failed comparison ends an earlier verification (ISO 7816-4 §7.5.6)
+		}
+		return sw
+	}
+	c.s.keep(dk)
+	c.s.setVerified(cmd.P2, true)
+	return SWNoError
+}
+
+// splitOld checks the old secret at the front of data (its length is the stored one) and returns the data key
+// and the rest. A data field no longer than the old secret is compared whole, so it costs a try like any wrong
+// PIN and reveals nothing about the stored length.
+func (c *Card) splitOld(p store.PIN, data []byte) (*store.DataKey, []byte, StatusWord) {
+	st, sw := c.pinStatus(p)
+	if sw != SWNoError {
+		return nil, nil, sw
+	}
+	if !st.Set {
+		return nil, nil, SWReferenceDataNotUsable
+	}
+	if st.Retries == 0 {
+		return nil, nil, SWAuthenticationMethodBlocked
+	}
+	old, rest := data, []byte(nil)
+	if len(data) > st.Length {
+		old, rest = data[:st.Length], data[st.Length:]
+	}
+	dk, sw := c.checkPIN(p, old)
+	if sw != SWNoError {
+		return nil, nil, sw
+	}
+	return dk, rest, SWNoError
+}
+
+// changeReferenceData answers CHANGE REFERENCE DATA (§7.2.3): P2=81 changes PW1, P2=83 PW3; data = old ‖ new.
+func (c *Card) changeReferenceData(cmd Command) StatusWord {
+	if cmd.P1 != 0x00 || (cmd.P2 != 0x81 && cmd.P2 != 0x83) {
+		return SWIncorrectP1P2
+	}
+	p, min := store.PW1, minPW1Len
+	if cmd.P2 == 0x83 {
+		p, min = store.PW3, minPW3Len
+	}
+	if len(cmd.Data) == 0 {
+		return SWWrongLength
+	}
+	dk, newPIN, sw := c.splitOld(p, cmd.Data)
+	if sw != SWNoError {
+		if p == store.PW1 {
+			c.s.pw1Sign, c.s.pw1User = false, false
+		} else {
+			c.s.pw3 = false
+		}
+		c.s.dropKeyIfUnused()
+		return sw
+	}
+	defer dk.Destroy()
+	if len(newPIN) < min || len(newPIN) > maxPINLen {
+		return SWWrongLength
+	}
+	return c.update(func(tx *store.Tx) error { return tx.SetPIN(p, newPIN, dk) })
+}
+
+// resetRetryCounter answers RESET RETRY COUNTER (§7.2.4), which sets a new PW1 and unblocks it:
+//
+//	P1=00 P2=81  data = resetting code ‖ new PW1
+//	P1=02 P2=81  data = new PW1, after PW3 was verified
+func (c *Card) resetRetryCounter(cmd Command) StatusWord {
+	if cmd.P2 != 0x81 {
+		return SWIncorrectP1P2
+	}
+	switch cmd.P1 {
+	case 0x00:
+		if len(cmd.Data) == 0 {
+			return SWWrongLength
+		}
+		dk, newPIN, sw := c.splitOld(store.RC, cmd.Data)
+		if sw != SWNoError {
+			return sw
+		}
+		defer dk.Destroy()
+		if len(newPIN) < minPW1Len || len(newPIN) > maxPINLen {
+			return SWWrongLength
+		}
+		return c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, newPIN, dk) })
+	case 0x02:
+		if !c.s.pw3 || c.s.dk == nil {
+			return SWSecurityStatusNotSatisfied
+		}
+		if len(cmd.Data) < minPW1Len || len(cmd.Data) > maxPINLen {
+			return SWWrongLength
+		}
+		dk := c.s.dk
+		return c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, cmd.Data, dk) })
+	}
+	return SWIncorrectP1P2
+}
