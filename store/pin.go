@@ -149,9 +149,9 @@ func (tx *Tx) PINStatus(p PIN) PINStatus {
 	return PINStatus{Set: r.set, Retries: int(r.retries), MaxRetries: int(r.max), Length: int(r.length)}
 }
 
-// testHookAfterDecrement, when set by a test, runs after VerifyPIN committed the decrement and before it derives
-// anything.
-var testHookAfterDecrement func()
+// Test hooks: testHookAfterDecrement runs after VerifyPIN committed the decrement and before it derives anything;
+// testHookCompared runs as soon as the comparison's outcome exists.
+var testHookAfterDecrement, testHookCompared func()
 
 // VerifyPIN is the only way to compare a PIN. It first decrements the retry counter and commits that transaction,
 // then derives the verifier (Argon2id, the cost of DefaultKDF) and compares it in constant time, then on success
@@ -195,7 +195,11 @@ func (s *Store) VerifyPIN(p PIN, pin []byte) (*DataKey, error) {
 
 	verifier, wrapKey := derivePIN(p, pin, r.salt[:], s.opts.DeviceSecret, r.kdf)
 	defer clear(wrapKey)
-	if !equalCT(verifier, r.verifier[:]) {
+	match := equalCT(verifier, r.verifier[:])
+	if testHookCompared != nil {
+		testHookCompared()
+	}
+	if !match {
 		return nil, &AuthError{PIN: p, Retries: int(r.retries)}
 	}
 	dk, err := unwrapDataKey(wrapKey, p, r.wrap[:], epoch)
