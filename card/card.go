@@ -181,7 +181,10 @@ func (c *Card) Transmit(ctx context.Context, capdu []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil && sw != SWNoError {
 		return nil, err
 	}
-	return append(data, byte(sw>>8), byte(sw)), nil
+	out := make([]byte, len(data)+2) // data may alias a pending response: never append to it
+	copy(out, data)
+	out[len(data)], out[len(data)+1] = byte(sw>>8), byte(sw)
+	return out, nil
 }
 
 func (c *Card) transmit(ctx context.Context, capdu []byte) ([]byte, StatusWord) {

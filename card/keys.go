@@ -441,15 +441,11 @@ func (c *Card) manageSecurityEnvironment(cmd Command) StatusWord {
 	default:
 		return SWIncorrectData
 	}
-	want := algo.RoleAuth
-	if cmd.P2 == 0xB8 {
-		want = algo.RoleDecrypt
-	}
 	var a algo.Attributes
 	if err := c.st.View(func(tx *store.Tx) error { a = attributes(tx, r); return nil }); err != nil {
 		return c.sw(err)
 	}
-	if !a.AllowedFor(want) {
+	if (cmd.P2 == 0xA4 && !canSign(a)) || (cmd.P2 == 0xB8 && !canDecipher(a)) {
 		return SWIncorrectData
 	}
 	if cmd.P2 == 0xB8 {
@@ -459,6 +455,16 @@ func (c *Card) manageSecurityEnvironment(cmd Command) StatusWord {
 	}
 	return SWNoError
 }
+
+// canSign reports whether a key with attributes a can sign: all but the Montgomery curves (an ECDH key on a
+// Weierstrass curve signs with ECDSA, so MSE can swap a P-256 DEC key into the AUT role).
+func canSign(a algo.Attributes) bool {
+	return a.ID != algo.IDECDH || (a.Curve != algo.CurveCurve25519 && a.Curve != algo.CurveX448)
+}
+
+// canDecipher reports whether a key with attributes a can decipher: RSA and every Weierstrass or Montgomery
+// curve, not EdDSA.
+func canDecipher(a algo.Attributes) bool { return a.ID != algo.IDEdDSA }
 
 // terminateDF answers TERMINATE DF (§7.2.16). It is allowed after VERIFY PW3, or without any PIN once PW3 is
 // blocked, so a card whose PINs are all lost can always be reset (GnuPG's factory-reset blocks PW1 and PW3 on
