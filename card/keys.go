@@ -320,7 +320,7 @@ func (c *Card) decipher(ctx context.Context, data []byte) ([]byte, StatusWord) {
 	switch {
 	case data[0] == 0x00 && a.ID == algo.IDRSA:
 		input = data[1:]
-	case data[0] == 0xA6 && a.ID == algo.IDECDH:
+	case data[0] == 0xA6 && a.ID != algo.IDRSA: // ECDH, or an ECDSA key MSE chose
 		tmpl, err := onlyTLV(data, 0xA6)
 		if err != nil {
 			return nil, SWIncorrectData
