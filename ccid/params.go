@@ -82,25 +82,25 @@ func T1ParametersFromATR(atr []byte) T1Parameters {
 	}
 	for {
 		var ta, tb, tc, td byte
-		var hasTA, hasTB, hasTC, hasTD bool
+		var hasTA, hasTB, hasTC, hasTD, truncated bool
 		if y&1 != 0 {
 			if ta, hasTA = next(); !hasTA {
-				return p
+				truncated = true
 			}
 		}
 		if y&2 != 0 {
 			if tb, hasTB = next(); !hasTB {
-				return p
+				truncated = true
 			}
 		}
 		if y&4 != 0 {
 			if tc, hasTC = next(); !hasTC {
-				return p
+				truncated = true
 			}
 		}
 		if y&8 != 0 {
 			if td, hasTD = next(); !hasTD {
-				return p
+				truncated = true
 			}
 		}
 		switch {
@@ -123,7 +123,7 @@ func T1ParametersFromATR(atr []byte) T1Parameters {
 				haveCRC = true
 			}
 		}
-		if !hasTD {
+		if !hasTD || truncated {
 			return p
 		}
 		proto, y = td&0x0F, td>>4
