@@ -141,6 +141,10 @@ func (s System) withDefaults() System {
 
 func (s System) gadgetDir(name string) string { return filepath.Join(s.Root, "usb_gadget", name) }
 
+// Check reports the first reason the machine cannot host a gadget: not root (ErrNotRoot), no configfs
+// (ErrConfigfsNotMounted), no libcomposite (ErrNoLibcomposite).
+func (s System) Check() error { return s.withDefaults().check() }
+
 // check reports the first reason the machine cannot host a gadget: not root, no configfs, no libcomposite.
 func (s System) check() error {
 	if s.Euid() != 0 {

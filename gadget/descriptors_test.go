@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
 )
 
 // ccidDesc is the class descriptor of research note ccid-host-stack §7.5.
@@ -69,5 +71,16 @@ func TestParseEvents(t *testing.T) {
 	}
 	if s := EventType(9).String(); s != "EVENT(9)" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+func TestDescriptorsFromDefault(t *testing.T) {
+	// The reader's default class descriptor is the one the byte-exact test above uses.
+	cd, err := ccid.DefaultDescriptor().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cd, ccidDesc) {
+		t.Fatalf("ccid.DefaultDescriptor() = % x\nwant % x", cd, ccidDesc)
 	}
 }

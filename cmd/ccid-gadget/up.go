@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ccidgadget/ccidgadget/card"
+	"github.com/ccidgadget/ccidgadget/ccid"
+	"github.com/ccidgadget/ccidgadget/configfs"
+	"github.com/ccidgadget/ccidgadget/gadget"
+)
+
+// gadgetSystem is the machine configfs works on; tests point it at a fake tree.
+var gadgetSystem configfs.System
+
+// runDir holds one JSON file per running gadget (runFile), for `status` and `down`.
+var runDir = "/run/ccidgadget"
+
+// runFile is what a running `ccid-gadget up` publishes about itself in runDir/NAME.json.
+type runFile struct {
+	PID       int       `json:"pid"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	MountDir  string    `json:"mount_dir"`
+	UDC       string    `json:"udc"`
+	VendorID  string    `json:"vendor_id"`
+	ProductID string    `json:"product_id"`
+	Started   time.Time `json:"started"`
+	Updated   time.Time `json:"updated"`
+	Card      card.Info `json:"card"`
+}
+
+func runFilePath(name string) string { return filepath.Join(runDir, name+".json") }
+
+// gadgetFlags are the flags up, down and status share.
+func gadgetName(fs interface {
+	StringVar(*string, string, string, string)
+}, p *string) {
+	fs.StringVar(p, "name", configfs.DefaultName, "gadget `name` in configfs (usb_gadget/NAME, ffs.NAME, /dev/ffs-NAME)")
+}
+
+// runUp is `ccid-gadget up`: the reader and its card as a USB device, in the foreground until SIGINT/SIGTERM.
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf stateFlags
+	fs := newFlagSet("up", "up [--udc auto|NAME] [--state PATH] [--vid 0x1209] [--pid 0x0001] [--serial S] [--manufacturer M] [--product P] [--name NAME] [-v]", stdout)
+	sf.register(fs)
+	udc := fs.String("udc", "auto", "USB device controller: `auto` takes the only one in /sys/class/udc")
+	vidFlag := fs.String("vid", "0x1209", "USB vendor `id` (default: pid.codes)")
+	pidFlag := fs.String("pid", "0x0001", "USB product `id` (default: the pid.codes test PID; list it on hosts with host-setup)")
+	serial := fs.String("serial", "", "USB serial `string` (default: the card's serial number)")
+	manufacturer := fs.String("manufacturer", "ccidgadget", "USB manufacturer `string`")
+	product := fs.String("product", "ccidgadget OpenPGP reader", "USB product `string`, also the interface name pcscd shows")
+	var name string
+	gadgetName(fs, &name)
+	verbose := fs.Bool("v", false, "log every event and exchange (never PINs or key bytes)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	vid, err := parseUSBID("vid", *vidFlag)
+	if err != nil {
+		return err
+	}
+	pid, err := parseUSBID("pid", *pidFlag)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	sys := gadgetSystem
+	// Fail on root, configfs and libcomposite before touching the state file.
+	if err := sys.Check(); err != nil {
+		return err
+	}
+	if _, err := sys.PickUDC(*udc); err != nil {
+		return err
+	}
+
+	st, err := sf.open(true, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := card.New(st, card.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	info, err := c.Info()
+	if err != nil {
+		return err
+	}
+	if *serial == "" {
+		*serial = fmt.Sprintf("%X", info.Serial[:])
+	}
+	cfg := ccid.DefaultConfig()
+	cfg.Logger = log
+	reader, err := ccid.NewReader(cfg)
+	if err != nil {
+		return err
+	}
+	if err := reader.Insert(0, c); err != nil {
+		return err
+	}
+
+	g, err := configfs.Create(sys, configfs.Config{Name: name, VendorID: vid, ProductID: pid, Serial: *serial,
+		Manufacturer: *manufacturer, Product: *product})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := g.Remove(); err != nil {
+			log.Error("remove gadget", "err", err)
+		}
+	}()
+	fn, err := gadget.Open(g.MountDir(), reader, gadget.Options{Interface: *product, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := g.Bind(*udc); err != nil {
+		fn.Close()
+		return err
+	}
+	rf := runFile{PID: os.Getpid(), Name: name, State: sf.path, MountDir: g.MountDir(), UDC: g.UDC(),
+		VendorID: fmt.Sprintf("0x%04x", vid), ProductID: fmt.Sprintf("0x%04x", pid), Started: time.Now().UTC(), Card: info}
+	if err := writeRunFile(rf); err != nil {
+		log.Warn("cannot publish status", "err", err)
+	}
+	defer os.Remove(runFilePath(name))
+	log.Info("gadget up", "name", name, "udc", g.UDC(), "vid:pid", fmt.Sprintf("%04x:%04x", vid, pid), "serial", *serial, "state", sf.path)
+
+	// On SIGINT/SIGTERM: unbind first (the host sees an unplug and the endpoint transfers fail), then stop.
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				if err := g.Unbind(); err != nil {
+					log.Error("unbind", "err", err)
+				}
+				stop()
+				return
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				if in, err := c.Info(); err == nil {
+					rf.Card, rf.Updated = in, time.Now().UTC()
+					writeRunFile(rf)
+				}
+			}
+		}
+	}()
+	err = fn.Run(runCtx)
+	stop()
+	if err != nil {
+		return err
+	}
+	log.Info("gadget down", "name", name)
+	return nil
+}
+
+func writeRunFile(rf runFile) error {
+	rf.Updated = time.Now().UTC()
+	b, err := json.MarshalIndent(rf, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(runFilePath(rf.Name), append(b, '\n'), 0o644)
+}
+
+// readRunFile returns the run file of gadget name and whether its process is alive.
+func readRunFile(name string) (runFile, bool, error) {
+	var rf runFile
+	b, err := os.ReadFile(runFilePath(name))
+	if err != nil {
+		return rf, false, err
+	}
+	if err := json.Unmarshal(b, &rf); err != nil {
+		return rf, false, fmt.Errorf("%s: %w", runFilePath(name), err)
+	}
+	return rf, processAlive(rf.PID), nil
+}
+
+// processAlive reports whether pid is a running ccid-gadget.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(cmdline), "ccid-gadget") || pid == os.Getpid()
+}
