@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/ccidgadget/ccidgadget/card"
+	"github.com/ccidgadget/ccidgadget/store"
+)
+
+// defaultStatePath is where the card's state lives unless --state says otherwise.
+const defaultStatePath = "/var/lib/ccidgadget/card.db"
+
+// stateFlags are the flags every command that opens the card's state shares.
+type stateFlags struct {
+	path         string
+	deviceSecret string
+}
+
+func (f *stateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "state", defaultStatePath, "card state `file` (bbolt)")
+	fs.StringVar(&f.deviceSecret, "device-secret", "", "`file` whose bytes are mixed into every PIN-derived key (must be the one the state was created with)")
+}
+
+// open opens the state file. With create false a missing file is an error
+// instead of a new card.
+func (f *stateFlags) open(create bool, log *slog.Logger) (*store.Store, error) {
+	opts := store.Options{Logger: log}
+	if f.deviceSecret != "" {
+		b, err := os.ReadFile(f.deviceSecret)
+		if err != nil {
+			return nil, fmt.Errorf("read device secret: %w", explainFS(err))
+		}
+		opts.DeviceSecret = b
+	}
+	if create {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory: %w", explainFS(err))
+		}
+	} else if _, err := os.Stat(f.path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no state file at %s (give --state PATH, or run 'ccid-gadget vpcd' once to create a card)", f.path)
+		}
+		return nil, explainFS(err)
+	}
+	st, err := store.Open(f.path, opts)
+	switch {
+	case errors.Is(err, store.ErrInUse):
+		return nil, fmt.Errorf("state file %s is in use by another process (stop 'ccid-gadget vpcd' or the gadget first)", f.path)
+	case errors.Is(err, store.ErrDeviceSecret):
+		return nil, fmt.Errorf("%w (give the --device-secret file the state was created with)", err)
+	case err != nil:
+		return nil, explainFS(err)
+	}
+	return st, nil
+}
+
+// explainFS adds a hint to a permission error.
+func explainFS(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (run as the user that owns the file, or as root)", err)
+	}
+	return err
+}
+
+// newFlagSet makes a flag set that prints its usage to stdout for -h and
+// reports parse errors as usage errors.
+func newFlagSet(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: ccid-gadget %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns (true, nil) when -h was asked for and
+// usage is printed.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("%w: %v", errUsage, err)
+	case fs.NArg() > 0:
+		return false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return false, nil
+}
+
+// runCard is `ccid-gadget card info|reset`: the card's state, offline.
+func runCard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, "Usage: ccid-gadget card info [--state PATH] [--json]")
+		fmt.Fprintln(stdout, "       ccid-gadget card reset [--state PATH]")
+		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, "info prints the card's state; reset factory-resets it (no PIN asked): every key,")
+		fmt.Fprintln(stdout, "certificate and data object is erased and the PINs go back to 123456 / 12345678.")
+		fmt.Fprintln(stdout, "Both work on the state file while no other process has it open.")
+		if len(args) == 0 {
+			return fmt.Errorf("%w: card needs a subcommand: info or reset", errUsage)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "info":
+		return runCardInfo(ctx, args[1:], stdout, stderr)
+	case "reset":
+		return runCardReset(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown card subcommand %q (want info or reset)", errUsage, args[0])
+}
+
+func runCardInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf stateFlags
+	fs := newFlagSet("card info", "card info [--state PATH] [--device-secret FILE] [--json]", stdout)
+	sf.register(fs)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := sf.open(false, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := card.New(st, card.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	info, err := c.Info()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	fmt.Fprintf(stdout, "state: %s\n", sf.path)
+	fmt.Fprint(stdout, info.String())
+	return nil
+}
+
+func runCardReset(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf stateFlags
+	fs := newFlagSet("card reset", "card reset [--state PATH] [--device-secret FILE]", stdout)
+	sf.register(fs)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := sf.open(false, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := card.New(st, card.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := c.FactoryReset(); err != nil {
+		return fmt.Errorf("factory reset %s: %w", sf.path, err)
+	}
+	if err := st.Check(); err != nil {
+		return fmt.Errorf("factory reset %s: state check afterwards: %w", sf.path, err)
+	}
+	fmt.Fprintf(stdout, "factory reset %s: erased every key, certificate and data object;\n", sf.path)
+	fmt.Fprintln(stdout, "PW1 is 123456, PW3 is 12345678, no reset code; retry counters 3/0/3.")
+	return nil
+}
