@@ -33,6 +33,10 @@ func commands() []command {
 		{"help", "show this help, or `help COMMAND` for one command", runHelp},
 		{"vpcd", "serve the card to pcscd through vsmartcard-vpcd (no USB needed)", runVPCD},
 		{"card", "show (info) or factory-reset (reset) the card's state offline", runCard},
+		{"up", "run the reader as a USB gadget (configfs + FunctionFS) until SIGINT/SIGTERM", runUp},
+		{"down", "stop a running gadget, or remove one a crash left behind", runDown},
+		{"status", "show the gadget, its UDC and host connection, and the card", runStatus},
+		{"host-setup", "on a host: list the gadget's VID:PID in libccid's Info.plist for pcscd", runHostSetup},
 	}
 }
 
