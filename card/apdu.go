@@ -141,6 +141,7 @@ const (
 	SWLogicalChannelNotSupported  StatusWord = 0x6881 // logical channel not supported
 	SWSecureMessagingNotSupported StatusWord = 0x6882 // secure messaging not supported
 	SWLastCommandOfChainExpected  StatusWord = 0x6883 // last command of the chain expected
+	SWCommandChainingNotSupported StatusWord = 0x6884 // command chaining not supported for this INS
 	SWSecurityStatusNotSatisfied  StatusWord = 0x6982 // security status not satisfied (PIN not verified)
 	SWAuthenticationMethodBlocked StatusWord = 0x6983 // authentication method blocked (no tries left)
 	SWReferenceDataNotUsable      StatusWord = 0x6984 // reference data not usable (e.g. no reset code)

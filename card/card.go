@@ -224,7 +224,7 @@ func (c *Card) command(ctx context.Context, cmd Command) ([]byte, StatusWord) {
 	if cmd.Chained() {
 		if !chainable(cmd.INS) {
 			c.s.chain = nil
-			return nil, SWFunctionNotSupported
+			return nil, SWCommandChainingNotSupported
 		}
 		if c.s.chain == nil {
 			c.s.chain = &chain{ins: cmd.INS, p1: cmd.P1, p2: cmd.P2}
