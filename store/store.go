@@ -53,9 +53,9 @@ type KDFParams struct {
 }
 
 var (
-	// DefaultKDF is the production cost: Argon2id, 1 pass over 32 MiB, 1 lane. See the package doc for what one
+	// DefaultKDF is the production cost: Argon2id, 1 pass over 16 MiB, 1 lane. See the package doc for what one
 	// derivation costs.
-	DefaultKDF = KDFParams{Time: 1, MemoryKiB: 32 * 1024, Threads: 1}
+	DefaultKDF = KDFParams{Time: 1, MemoryKiB: 16 * 1024, Threads: 1}
 	// FastKDF is for tests only: 1 pass over 64 KiB.
 	FastKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 )
