@@ -159,7 +159,7 @@ func verify(t *testing.T, k PrivateKey, input, sig []byte) {
 }
 
 // encrypt makes, independently of the package, a PSO:DECIPHER input for k and the secret Decipher must return.
-func encrypt(t *testing.T, k PrivateKey) (input, want []byte) {
+func encrypt(t testing.TB, k PrivateKey) (input, want []byte) {
 	t.Helper()
 	a := k.Attributes()
 	switch {
