@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The crash test re-executes the test binary as a child that runs one VerifyPIN and is killed with SIGKILL at a
@@ -23,6 +25,7 @@ const (
 	envCrashChild = "STORE_CRASH_CHILD" // state file path; set only in the child
 	envCrashPIN   = "STORE_CRASH_PIN"
 	envCrashIters = "STORE_CRASH_ITERATIONS" // override the number of kills (default 100)
+	envCrashOp    = "STORE_CRASH_OP"         // "verify" (default) or "update"
 )
 
 // crashKDF makes the derivation long enough (a few ms) that kills land between the decrement and the compare.
@@ -30,6 +33,9 @@ var crashKDF = KDFParams{Time: 1, MemoryKiB: 4096, Threads: 1}
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envCrashChild); path != "" {
+		if os.Getenv(envCrashOp) == "update" {
+			os.Exit(crashChildUpdate(path))
+		}
 		os.Exit(crashChild(path, os.Getenv(envCrashPIN)))
 	}
 	os.Exit(m.Run())
@@ -59,10 +65,11 @@ func crashChild(path, pin string) int {
 }
 
 // runChild runs one child; kill > 0 sends SIGKILL after that delay. It returns the child's report lines.
-func runChild(t *testing.T, path, pin string, kill time.Duration) ([]string, time.Duration) {
+func runChild(t *testing.T, path, pin string, kill time.Duration, env ...string) ([]string, time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envCrashChild+"="+path, envCrashPIN+"="+pin)
+	cmd.Env = append(cmd.Env, env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
@@ -196,4 +203,150 @@ func resetPW1(t *testing.T, path string) {
 	if err := s.Update(func(tx *Tx) error { return tx.ResetRetries(PW1) }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Keys of the update crash test: the file starts with key1 and PW1 123456; the child's first transaction
+// replaces the key with key2, sets PW1 to 654321 and writes DO 0101 ("U" when committed); its second is a
+// factory reset ("F").
+var (
+	crashKey1 = bytes.Repeat([]byte{0x11}, 64)
+	crashKey2 = bytes.Repeat([]byte{0x22}, 64)
+)
+
+func crashChildUpdate(path string) int {
+	s, err := Open(path, Options{KDF: crashKDF})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	dk, err := s.VerifyPIN(PW3, []byte("12345678"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	err = s.Update(func(tx *Tx) error {
+		if err := tx.PutKey(RoleSig, dk, crashKey2, []byte("public 2")); err != nil {
+			return err
+		}
+		if err := tx.SetPIN(PW1, []byte("654321"), dk); err != nil {
+			return err
+		}
+		return tx.SetDO(0x0101, []byte("updated"))
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	os.Stdout.WriteString("U\n")
+	if err := s.Update(func(tx *Tx) error { return tx.FactoryReset() }); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	os.Stdout.WriteString("F\n")
+	s.Close()
+	return 0
+}
+
+// TestUpdatePowerCut kills a child at random moments while it replaces a key, changes PW1 and writes a DO in one
+// transaction, then factory-resets (each followed by a free-page scrub). After every kill the file opens and
+// passes Check, and it holds exactly one of the three states: never a key without its PIN change, never a
+// half-reset.
+func TestUpdatePowerCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary many times")
+	}
+	iters := 60
+	if v, err := strconv.Atoi(os.Getenv(envCrashIters)); err == nil {
+		iters = v
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path, Options{KDF: crashKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk := mustVerify(t, s, PW3, "12345678")
+	if err := s.Update(func(tx *Tx) error { return tx.PutKey(RoleSig, dk, crashKey1, []byte("public 1")) }); err != nil {
+		t.Fatal(err)
+	}
+	dk.Destroy()
+	s.Close()
+	pristine, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, full := runChild(t, path, "", 0, envCrashOp+"=update")
+	if !slices.Equal(lines, []string{"U", "F"}) {
+		t.Fatalf("uninterrupted child reported %q", lines)
+	}
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	states := map[string]int{}
+	for i := range iters {
+		if err := os.WriteFile(path, pristine, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rng.Int64N(int64(full))) + time.Microsecond
+		lines, _ := runChild(t, path, "", delay, envCrashOp+"=update")
+		if hasScrubBucket(t, path) {
+			states["(scrub cut short)"]++
+		}
+		state := crashState(t, path)
+		states[state]++
+		where := fmt.Sprintf("kill %d after %v (report %q)", i, delay, lines)
+		switch {
+		case slices.Contains(lines, "F") && state != "reset":
+			t.Fatalf("%s: reset committed but the file is in state %s", where, state)
+		case slices.Contains(lines, "U") && state == "initial":
+			t.Fatalf("%s: update committed but the file is in its initial state", where)
+		}
+	}
+	t.Logf("%d kills: states after the kill %v", iters, states)
+}
+
+// crashState opens the file (Open runs Check) and says which consistent state it is in.
+func crashState(t *testing.T, path string) string {
+	t.Helper()
+	s, err := Open(path, Options{KDF: crashKDF})
+	if err != nil {
+		t.Fatalf("state after kill: %v", err)
+	}
+	defer s.Close()
+	dk := mustVerify(t, s, PW3, "12345678")
+	defer dk.Destroy()
+	var key, do []byte
+	s.View(func(tx *Tx) error {
+		if tx.HasKey(RoleSig) {
+			if key, err = tx.Key(RoleSig, dk); err != nil {
+				t.Fatalf("key after kill: %v", err)
+			}
+		}
+		do = tx.DO(0x0101)
+		return nil
+	})
+	pw1 := "123456"
+	if _, err := s.VerifyPIN(PW1, []byte("654321")); err == nil {
+		pw1 = "654321"
+	}
+	switch {
+	case bytes.Equal(key, crashKey1) && do == nil && pw1 == "123456":
+		return "initial"
+	case bytes.Equal(key, crashKey2) && string(do) == "updated" && pw1 == "654321":
+		return "updated"
+	case key == nil && do == nil && pw1 == "123456":
+		return "reset"
+	}
+	t.Fatalf("inconsistent state: key %x, DO 0101 %q, PW1 %s", key, do, pw1)
+	return ""
+}
+
+func hasScrubBucket(t *testing.T, path string) bool {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("state after kill: %v", err)
+	}
+	defer db.Close()
+	var found bool
+	db.View(func(btx *bolt.Tx) error { found = btx.Bucket(bktScrub) != nil; return nil })
+	return found
 }

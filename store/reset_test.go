@@ -115,3 +115,27 @@ func TestSetPINScrubsOldWrap(t *testing.T) {
 		t.Error("the data key wrapped under the default PW1 is still in the file")
 	}
 }
+
+// TestOpenFinishesCutShortScrub: a power cut between the scrub's two transactions leaves its scratch bucket;
+// Open deletes it and the file passes Check.
+func TestOpenFinishesCutShortScrub(t *testing.T) {
+	path := newStateFile(t)
+	withRawFile(t, path, func(btx *bolt.Tx) error {
+		b, err := btx.CreateBucket(bktScrub)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte{0}, make([]byte, 1000))
+	})
+	s, err := Open(path, Options{KDF: FastKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.db.View(func(btx *bolt.Tx) error {
+		if btx.Bucket(bktScrub) != nil {
+			t.Error("scratch bucket left in place")
+		}
+		return nil
+	})
+}
