@@ -14,7 +14,7 @@ import (
 // belongs to the current data key generation, and bbolt's own consistency check (free list, page reachability)
 // passes. Open runs it; the card's fuzz and power-cut tests run it after every step. A bad file gives an error
 // wrapping ErrCorrupt, never a panic. Check runs in a write transaction that is rolled back, so it is serialised
-// with writers and writes nothing.
+// with writers and writes nothing; do not call it from inside View or Update.
 func (s *Store) Check() error {
 	err := guard(func() error {
 		err := s.db.Update(func(btx *bolt.Tx) error {

@@ -210,3 +210,49 @@ func mustVerify(t testing.TB, s *Store, p PIN, pin string) *DataKey {
 	}
 	return dk
 }
+
+// TestVerifyPINConcurrent: goroutines racing on one PIN get exactly MaxRetries verdicts; the rest are blocked.
+func TestVerifyPINConcurrent(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	const n = 12
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.VerifyPIN(PW1, []byte("wrong pin"))
+			errs <- err
+		}()
+	}
+	var auth, blocked int
+	for range n {
+		var ae *AuthError
+		switch err := <-errs; {
+		case errors.As(err, &ae):
+			auth++
+		case errors.Is(err, ErrBlocked):
+			blocked++
+		default:
+			t.Errorf("unexpected %v", err)
+		}
+	}
+	if auth != DefaultMaxRetries || blocked != n-DefaultMaxRetries {
+		t.Errorf("%d wrong-PIN verdicts and %d blocked, want %d and %d", auth, blocked, DefaultMaxRetries, n-DefaultMaxRetries)
+	}
+}
+
+// TestBlockedPINDerivesNothing: with no tries left VerifyPIN answers ErrBlocked before the point where it would
+// derive (the hook sits between the committed decrement and the derivation).
+func TestBlockedPINDerivesNothing(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	for range DefaultMaxRetries {
+		s.VerifyPIN(PW3, []byte("wrong pin"))
+	}
+	reached := false
+	testHookAfterDecrement = func() { reached = true }
+	defer func() { testHookAfterDecrement = nil }()
+	if _, err := s.VerifyPIN(PW3, []byte("12345678")); !errors.Is(err, ErrBlocked) {
+		t.Fatalf("blocked PW3: %v", err)
+	}
+	if reached {
+		t.Error("a blocked PIN reached the derivation")
+	}
+}

@@ -129,3 +129,51 @@ func TestUpdateIsAtomic(t *testing.T) {
 		return nil
 	})
 }
+
+func TestCertRoundTrip(t *testing.T) {
+	outer := t
+	s, _ := openTest(t, Options{})
+	certs := [][]byte{bytes.Repeat([]byte{0xa0}, 2048), bytes.Repeat([]byte{0xa1}, 3000), bytes.Repeat([]byte{0xa2}, MaxCertLen)}
+	tests := []struct {
+		name    string
+		occ     int
+		der     []byte
+		wantErr bool
+	}{
+		{"AUT occurrence 0", 0, certs[0], false},
+		{"DEC occurrence 1", 1, certs[1], false},
+		{"SIG occurrence 2 at max size", 2, certs[2], false},
+		{"occurrence 3", 3, certs[0], true},
+		{"occurrence -1", -1, certs[0], true},
+		{"too big", 1, append(clone(certs[2]), 0), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Update(func(tx *Tx) error { return tx.SetCert(tc.occ, tc.der) })
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("SetCert: err %v, wantErr %v", err, tc.wantErr)
+			}
+		})
+	}
+	s = reopen(outer, s, Options{})
+	s.View(func(tx *Tx) error {
+		for occ, want := range certs {
+			if got := tx.Cert(occ); !bytes.Equal(got, want) {
+				t.Errorf("certificate %d: %d bytes, want %d", occ, len(got), len(want))
+			}
+		}
+		if tx.Cert(3) != nil || tx.Cert(-1) != nil || tx.DO(0x7f21) != nil {
+			t.Error("certificate outside occurrences 0..2")
+		}
+		return nil
+	})
+	if err := s.Update(func(tx *Tx) error { return tx.SetCert(1, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	s.View(func(tx *Tx) error {
+		if tx.Cert(1) != nil || tx.Cert(0) == nil || tx.Cert(2) == nil {
+			t.Error("deleting occurrence 1 touched the wrong certificates")
+		}
+		return nil
+	})
+}
