@@ -57,6 +57,9 @@ type Config struct {
 	Serial        string // strings/0x409/serialnumber; default "0001"
 	Configuration string // configs/c.1/strings/0x409/configuration; default "CCID"
 	MaxPower      int    // configs/c.1/MaxPower in mA; default 100
+	// MaxSpeed, when set, is written to max_speed: "full-speed" forces 64-byte bulk packets on a high-speed
+	// controller (for tests), "high-speed" caps a SuperSpeed one.
+	MaxSpeed string
 	// MountDir is where FunctionFS is mounted; default /dev/ffs-NAME.
 	MountDir string
 }
@@ -160,6 +163,7 @@ func (g *Gadget) create() error {
 		{file: "bDeviceClass", value: "0x00"},
 		{file: "bDeviceSubClass", value: "0x00"},
 		{file: "bDeviceProtocol", value: "0x00"},
+		{file: "max_speed", value: c.MaxSpeed},
 		{mkdir: "strings/0x409"},
 		{file: "strings/0x409/manufacturer", value: c.Manufacturer},
 		{file: "strings/0x409/product", value: c.Product},
@@ -179,6 +183,9 @@ func (g *Gadget) create() error {
 			if err := fsys.Mkdir(p); err != nil {
 				return g.explain(fmt.Errorf("configfs: mkdir %s: %w", p, err))
 			}
+			continue
+		}
+		if s.file == "max_speed" && s.value == "" {
 			continue
 		}
 		p := filepath.Join(d, s.file)

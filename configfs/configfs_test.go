@@ -233,6 +233,7 @@ func TestCreateBindRemove(t *testing.T) {
 		"ccid/bDeviceClass": "0x00", "ccid/strings/0x409/serialnumber": "S1",
 		"ccid/strings/0x409/manufacturer": "ccidgadget", "ccid/strings/0x409/product": "ccidgadget OpenPGP reader",
 		"ccid/configs/c.1/MaxPower": "100", "ccid/configs/c.1/strings/0x409/configuration": "CCID", "ccid/UDC": "",
+		"ccid/max_speed": "", // untouched
 	} {
 		if got := k.read(rel); got != want {
 			t.Errorf("%s = %q, want %q", rel, got, want)
@@ -282,12 +283,13 @@ func TestCreateBindRemove(t *testing.T) {
 func TestCreateCustomConfig(t *testing.T) {
 	k := newFakeKernel(t, "20980000.usb")
 	c := k.cfg("tok")
-	c.VendorID, c.ProductID, c.Manufacturer, c.Product, c.MaxPower = 0x234b, 0xabcd, "M", "P", 250
+	c.VendorID, c.ProductID, c.Manufacturer, c.Product, c.MaxPower, c.MaxSpeed = 0x234b, 0xabcd, "M", "P", 250, "full-speed"
 	if _, err := Create(k.sys, c); err != nil {
 		t.Fatal(err)
 	}
 	for rel, want := range map[string]string{"tok/idVendor": "0x234b", "tok/idProduct": "0xabcd",
-		"tok/strings/0x409/manufacturer": "M", "tok/strings/0x409/product": "P", "tok/configs/c.1/MaxPower": "250"} {
+		"tok/strings/0x409/manufacturer": "M", "tok/strings/0x409/product": "P", "tok/configs/c.1/MaxPower": "250",
+		"tok/max_speed": "full-speed"} {
 		if got := k.read(rel); got != want {
 			t.Errorf("%s = %q, want %q", rel, got, want)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ccidgadget/ccidgadget/card"
@@ -57,6 +58,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serial := fs.String("serial", "", "USB serial `string` (default: the card's serial number)")
 	manufacturer := fs.String("manufacturer", "ccidgadget", "USB manufacturer `string`")
 	product := fs.String("product", "ccidgadget OpenPGP reader", "USB product `string`, also the interface name pcscd shows")
+	maxSpeed := fs.String("max-speed", "", "cap the USB `speed`: full-speed (64-byte bulk packets) or high-speed; default: the controller's")
 	var name string
 	gadgetName(fs, &name)
 	verbose := fs.Bool("v", false, "log every event and exchange (never PINs or key bytes)")
@@ -83,6 +85,16 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if _, err := sys.PickUDC(*udc); err != nil {
 		return err
+	}
+	if st, err := configfs.Inspect(sys, name); err != nil {
+		return err
+	} else if st.Exists {
+		return fmt.Errorf("%s: %w (left by a crash, or ccid-gadget is still running): run 'ccid-gadget down' to remove it", st.Dir, configfs.ErrExists)
+	}
+	switch *maxSpeed {
+	case "", "full-speed", "high-speed":
+	default:
+		return fmt.Errorf("%w: --max-speed %q: want full-speed or high-speed", errUsage, *maxSpeed)
 	}
 
 	st, err := sf.open(true, log)
@@ -112,7 +124,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	g, err := configfs.Create(sys, configfs.Config{Name: name, VendorID: vid, ProductID: pid, Serial: *serial,
-		Manufacturer: *manufacturer, Product: *product})
+		Manufacturer: *manufacturer, Product: *product, MaxSpeed: *maxSpeed})
 	if err != nil {
 		return err
 	}
@@ -138,6 +150,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("gadget up", "name", name, "udc", g.UDC(), "vid:pid", fmt.Sprintf("%04x:%04x", vid, pid), "serial", *serial, "state", sf.path)
 
 	// On SIGINT/SIGTERM: unbind first (the host sees an unplug and the endpoint transfers fail), then stop.
+	var stopping atomic.Int64 // when the signal came, in Unix nanoseconds
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go func() {
@@ -146,6 +159,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for {
 			select {
 			case <-ctx.Done():
+				stopping.Store(time.Now().UnixNano())
+				log.Info("stopping: unbinding the UDC")
 				if err := g.Unbind(); err != nil {
 					log.Error("unbind", "err", err)
 				}
@@ -166,7 +181,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("gadget down", "name", name)
+	if err := g.Remove(); err != nil {
+		return err
+	}
+	log.Info("gadget down", "name", name, "stop_took", time.Since(time.Unix(0, stopping.Load())).Round(time.Millisecond))
 	return nil
 }
 

@@ -47,6 +47,9 @@ func TestUpPreflightErrors(t *testing.T) {
 		{"no UDC", nil, 0, nil, nil, 1, "modprobe dummy_hcd"},
 		{"no such UDC", nil, 0, []string{"dummy_udc.0"}, []string{"--udc", "20980000.usb"}, 1, `no such UDC "20980000.usb" (have: dummy_udc.0)`},
 		{"bad vid", nil, 0, nil, []string{"--vid", "xyz"}, 2, "not a 16-bit hex id"},
+		{"bad speed", nil, 0, []string{"dummy_udc.0"}, []string{"--max-speed", "warp"}, 2, "want full-speed or high-speed"},
+		{"crash leftover", func(r string) { os.MkdirAll(filepath.Join(r, "config", "usb_gadget", "ccidgadget"), 0o755) },
+			0, []string{"dummy_udc.0"}, nil, 1, "gadget already exists (left by a crash, or ccid-gadget is still running): run 'ccid-gadget down'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
