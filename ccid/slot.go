@@ -146,20 +146,26 @@ func (s *slot) work(ctx context.Context, w *writer) {
 		case <-ctx.Done():
 			return
 		case j := <-s.jobs:
-			s.run(j, w, timer)
+			s.run(ctx, j, w, timer)
 		}
 	}
 }
 
-func (s *slot) run(j job, w *writer, timer Timer) {
-	s.callReq <- j // call is idle: the slot was not busy
+func (s *slot) run(ctx context.Context, j job, w *writer, timer Timer) {
+	var res result
+	select {
+	case s.callReq <- j: // call is idle: the slot was not busy
+	case <-ctx.Done(): // Serve is ending and call may be gone
+		res.err = ctx.Err()
+		s.answer(j, res, w)
+		return
+	}
 	var tick <-chan time.Time
 	if j.kind == opTransmit {
 		// libccid reads the PowerOn answer without time-extension handling, so only XfrBlock gets them.
 		timer.Reset(s.r.interval)
 		tick = timer.C()
 	}
-	var res result
 wait:
 	for {
 		select {
@@ -173,6 +179,11 @@ wait:
 		}
 	}
 	timer.Stop()
+	s.answer(j, res, w)
+}
+
+// answer settles the slot after an operation and writes its answer.
+func (s *slot) answer(j job, res result, w *writer) {
 	s.out = s.finish(j, res, s.out[:0])
 	w.write(s.out)
 	s.mu.Lock()
