@@ -16,7 +16,8 @@ type Card interface {
 	// PowerOff deactivates the card.
 	PowerOff() error
 	// Transmit runs one whole APDU (short or extended) and returns the R-APDU ending in SW1 SW2. capdu is valid
-	// only during the call.
+	// only during the call. The reader keeps rapdu until the host has read all of it (response chaining), so
+	// the card must not change it afterwards.
 	Transmit(ctx context.Context, capdu []byte) (rapdu []byte, err error)
 }
 
@@ -24,7 +25,9 @@ type Card interface {
 type Transport interface {
 	// ReadFrame returns the next whole PC_to_RDR message (10-byte header + abData) exactly as the host sent it.
 	// It returns an error wrapping io.EOF or context.Canceled when the transport ends. The reader does not keep
-	// the slice after the next ReadFrame call, so a transport may reuse its buffer.
+	// the slice after the next ReadFrame call, so a transport may reuse its buffer. A message whose dwLength
+	// exceeds dwMaxCCIDMessageLength−10 may be returned truncated (at least its first 7 bytes) after the
+	// transport has drained the rest: the reader answers it with bError 1 (bad dwLength) either way.
 	ReadFrame(ctx context.Context) ([]byte, error)
 	// WriteFrame sends one whole RDR_to_PC message (the transport adds any ZLP). The frame is valid only during
 	// the call. Calls never overlap.

@@ -138,8 +138,17 @@ func clockStatus(icc byte) byte {
 	return 1 // stopped in state L
 }
 
-// start hands a card operation to the slot's worker. Called with s.mu held; unlocks it.
+// start hands a card operation to the slot's worker, or answers CMD_SLOT_BUSY when bMaxCCIDBusySlots other
+// slots are already busy. Called with s.mu held; unlocks it.
 func (d *dispatcher) start(ctx context.Context, s *slot, kind opKind, seq byte, data []byte) {
+	// Only this goroutine increments busySlots, so the check cannot race with another start.
+	if d.r.busySlots.Load() >= int32(d.r.desc.MaxCCIDBusySlots) {
+		icc := s.iccStatus()
+		s.mu.Unlock()
+		d.fail(MsgXfrBlock, s.idx, seq, icc, CmdSlotBusy) // answered with a DataBlock, like PowerOn
+		return
+	}
+	d.r.busySlots.Add(1)
 	opCtx, cancel := context.WithCancel(ctx)
 	s.busy, s.opCancel, s.opAborted = true, cancel, false
 	j := job{kind: kind, seq: seq, gen: s.gen, card: s.card, data: data, ctx: opCtx}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,8 @@ type Reader struct {
 	notify   chan []byte
 	nmu      sync.Mutex // serialises queueing on notify
 	serving  sync.Mutex // held by Serve
+
+	busySlots atomic.Int32 // slots running a card operation, at most bMaxCCIDBusySlots
 }
 
 // notifyDepth is the buffer of the Notifications channel.

@@ -652,29 +652,42 @@ func TestInsertRemoveErrors(t *testing.T) {
 }
 
 func TestMultiSlot(t *testing.T) {
-	h := newHarness(t, func(c *ccid.Config) { c.Descriptor.MaxSlotIndex = 2 })
-	c2 := ccidtest.NewCard([]byte{0x3B, 0x00})
-	if err := h.r.Insert(2, c2); err != nil {
-		t.Fatal(err)
+	for _, busySlots := range []byte{1, 3} {
+		t.Run(fmt.Sprintf("bMaxCCIDBusySlots %d", busySlots), func(t *testing.T) {
+			h := newHarness(t, func(c *ccid.Config) {
+				c.Descriptor.MaxSlotIndex = 2
+				c.Descriptor.MaxCCIDBusySlots = busySlots
+			})
+			c2 := ccidtest.NewCard([]byte{0x3B, 0x00})
+			if err := h.r.Insert(2, c2); err != nil {
+				t.Fatal(err)
+			}
+			// Slot 0 present, slot 2 present and changed: bits 0, 4 and 5.
+			if n := h.notification(); !bytes.Equal(n, []byte{0x50, 0x31}) {
+				t.Errorf("notification % X, want 50 31", n)
+			}
+			h.powerOn()
+			h.card.Block()
+			h.send(ccid.NewXfrBlock(0, 1, 0, 0, []byte{0, 0x47, 0x80, 0}))
+			<-h.card.Started()
+			if busySlots == 1 {
+				// Slot 0 uses the only busy slot: a card operation on slot 2 must wait.
+				h.check(h.exchange(ccid.NewIccPowerOn(2, 2, 0)), want{ccid.MsgDataBlock, 2, 2, 0x41, ccid.CmdSlotBusy, 0, nil})
+			} else {
+				h.check(h.exchange(ccid.NewIccPowerOn(2, 2, 0)), want{ccid.MsgDataBlock, 2, 2, 0, 0, 0, []byte{0x3B, 0x00}})
+				h.check(h.exchange(ccid.NewXfrBlock(2, 3, 0, 0, []byte{9})), want{ccid.MsgDataBlock, 2, 3, 0, 0, 0, []byte{9, 0x90, 0}})
+			}
+			// Commands that do not need a card are answered either way.
+			h.check(h.exchange(ccid.NewGetSlotStatus(1, 4)), want{ccid.MsgSlotStatus, 1, 4, 0x02, 0, 1, nil})
+			h.check(h.exchange(ccid.NewGetSlotStatus(3, 5)), want{ccid.MsgSlotStatus, 3, 5, 0x42, 5, 0, nil})
+			h.check(h.exchange(ccid.NewGetSlotStatus(0, 6)), want{ccid.MsgSlotStatus, 0, 6, 0x40, ccid.CmdSlotBusy, 0, nil})
+			if err := h.card.Release(h.ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			h.check(h.recv(), want{ccid.MsgDataBlock, 0, 1, 0, 0, 0, []byte{0, 0x47, 0x80, 0, 0x90, 0}})
+			h.check(h.exchange(ccid.NewIccPowerOn(2, 7, 0)), want{ccid.MsgDataBlock, 2, 7, 0, 0, 0, []byte{0x3B, 0x00}})
+		})
 	}
-	// Slot 0 present, slot 2 present and changed: bits 0, 4 and 5.
-	if n := h.notification(); !bytes.Equal(n, []byte{0x50, 0x31}) {
-		t.Errorf("notification % X, want 50 31", n)
-	}
-	h.powerOn()
-	h.card.Block()
-	h.send(ccid.NewXfrBlock(0, 1, 0, 0, []byte{0, 0x47, 0x80, 0}))
-	<-h.card.Started()
-	// Slot 2 works while slot 0 is busy.
-	h.check(h.exchange(ccid.NewIccPowerOn(2, 2, 0)), want{ccid.MsgDataBlock, 2, 2, 0, 0, 0, []byte{0x3B, 0x00}})
-	h.check(h.exchange(ccid.NewXfrBlock(2, 3, 0, 0, []byte{9})), want{ccid.MsgDataBlock, 2, 3, 0, 0, 0, []byte{9, 0x90, 0}})
-	h.check(h.exchange(ccid.NewGetSlotStatus(1, 4)), want{ccid.MsgSlotStatus, 1, 4, 0x02, 0, 1, nil})
-	h.check(h.exchange(ccid.NewGetSlotStatus(3, 5)), want{ccid.MsgSlotStatus, 3, 5, 0x42, 5, 0, nil})
-	h.check(h.exchange(ccid.NewGetSlotStatus(0, 6)), want{ccid.MsgSlotStatus, 0, 6, 0x40, ccid.CmdSlotBusy, 0, nil})
-	if err := h.card.Release(h.ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	h.check(h.recv(), want{ccid.MsgDataBlock, 0, 1, 0, 0, 0, []byte{0, 0x47, 0x80, 0, 0x90, 0}})
 }
 
 // TestNotificationsNeverBlock fills the notification channel without reading it: Insert and Remove never
@@ -804,4 +817,24 @@ func TestInterceptor(t *testing.T) {
 	h.check(h.exchange(ccid.NewGetSlotStatus(0, 0x77)), want{ccid.MsgSlotStatus, 0, 0x77, 1, 0, 1, nil})
 	h.check(h.recv(), want{ccid.MsgSlotStatus, 0, 0x77, 1, 0, 1, nil})
 	h.check(h.exchange(ccid.NewGetSlotStatus(0, 0x78)), want{ccid.MsgSlotStatus, 0, 0x78, 1, 0, 1, nil})
+}
+
+// TestRemoveAndReinsertDuringExchange: the exchange still reports the removal (0x42 FE), not the new card.
+func TestRemoveAndReinsertDuringExchange(t *testing.T) {
+	h := newHarness(t, nil)
+	h.powerOn()
+	h.card.Block()
+	h.send(ccid.NewXfrBlock(0, 3, 0, 0, []byte{0, 0x47, 0x80, 0}))
+	<-h.card.Started()
+	if err := h.r.Remove(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.r.Insert(0, ccidtest.NewCard(nil)); err != nil {
+		t.Fatal(err)
+	}
+	h.check(h.recv(), want{ccid.MsgDataBlock, 0, 3, 0x42, ccid.ICCMute, 0, nil})
+	h.check(h.exchange(ccid.NewGetSlotStatus(0, 4)), want{ccid.MsgSlotStatus, 0, 4, 0x01, 0, 1, nil})
+	if a, b := h.notification(), h.notification(); !bytes.Equal(a, []byte{0x50, 0x02}) || !bytes.Equal(b, []byte{0x50, 0x03}) {
+		t.Errorf("notifications % X, % X; want 50 02, 50 03", a, b)
+	}
 }

@@ -201,12 +201,15 @@ func (s *slot) finish(j job, res result, out []byte) []byte {
 	s.opCancel = nil
 	aborted := s.opAborted
 	s.opAborted = false
+	s.r.busySlots.Add(-1)
 	fail := func(e SlotError) []byte {
 		return appendHeader(out, MsgDataBlock, 0, s.idx, j.seq, [3]byte{CommandFailed | s.iccStatus(), byte(e), 0})
 	}
 	switch {
 	case j.gen != s.gen || s.state == stateAbsent:
-		return fail(ICCMute) // removed meanwhile: 0x42 FE
+		// The card was removed meanwhile (even if another one is already in): 0x42 FE, which libccid maps to
+		// IFD_ICC_NOT_PRESENT.
+		return appendHeader(out, MsgDataBlock, 0, s.idx, j.seq, [3]byte{CommandFailed | ICCAbsent, byte(ICCMute), 0})
 	case aborted:
 		if j.kind == opPowerOn {
 			s.state = stateInactive
