@@ -465,7 +465,7 @@ func exportParts(t testing.TB, k PrivateKey) map[string]map[byte][]byte {
 			0x96: new(big.Int).Mod(d, new(big.Int).Sub(r.Primes[1], big.NewInt(1))).Bytes(), 0x97: r.N.Bytes()}
 	case *weierstrassKey:
 		out["d"] = map[byte][]byte{0x92: k.d}
-		out["d+Q"] = map[byte][]byte{0x92: k.d, 0x99: k.point}
+		out["d+Q"] = map[byte][]byte{0x92: k.d, 0x99: k.pointOnce()}
 		out["mpi d"] = map[byte][]byte{0x92: new(big.Int).SetBytes(k.d).Bytes()}
 		out["00 d"] = map[byte][]byte{0x92: append([]byte{0}, k.d...)}
 	case *eddsaKey:

@@ -110,7 +110,7 @@ func publicPoint(k PrivateKey) []byte {
 	case *montgomeryKey:
 		return k.pub
 	case *weierstrassKey:
-		return k.point
+		return k.pointOnce()
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"sync"
 
 	"github.com/ProtonMail/go-crypto/brainpool"
 )
@@ -38,12 +39,16 @@ func weierstrassCurve(c Curve) (elliptic.Curve, ecdh.Curve) {
 }
 
 type weierstrassKey struct {
-	attr  Attributes
-	size  int    // bytes of a field element (and of the order)
-	d     []byte // private scalar, big-endian, size bytes
-	ecdsa *ecdsa.PrivateKey
-	ecdh  *ecdh.PrivateKey // NIST curves only
-	point []byte           // 04||X||Y
+	attr Attributes
+	size int    // bytes of a field element (and of the order)
+	d    []byte // private scalar, big-endian, size bytes
+
+	// NIST curves: ecdh is made at once (it validates d and gives the public point), ecdsa when first needed.
+	ecdh       *ecdh.PrivateKey
+	ecdsaOnce  func() (*ecdsa.PrivateKey, error)
+	pointOnce  func() []byte  // 04||X||Y, computed when first needed (one scalar multiplication)
+	brainpool  elliptic.Curve // brainpool curves only
+	brainpoolD *big.Int       // d as an integer, brainpool curves only
 }
 
 func (weierstrassFamily) generate(a Attributes, rnd io.Reader) (PrivateKey, error) {
@@ -64,7 +69,7 @@ func (weierstrassFamily) importParts(a Attributes, parts map[byte][]byte) (Priva
 	if err != nil {
 		return nil, err
 	}
-	if q, ok := parts[0x99]; ok && !equalBytes(q, k.point) {
+	if q, ok := parts[0x99]; ok && !equalBytes(q, k.pointOnce()) {
 		return nil, fmt.Errorf("public key 99 does not match the private key: %w", ErrInvalidInput)
 	}
 	return k, nil
@@ -97,14 +102,19 @@ func newWeierstrassKey(a Attributes, d []byte) (*weierstrassKey, error) {
 		if k.ecdh, err = ecdhCurve.NewPrivateKey(scalar); err != nil {
 			return nil, fmt.Errorf("%v: %w", err, ErrInvalidInput)
 		}
-		if k.ecdsa, err = ecdsa.ParseRawPrivateKey(curve, scalar); err != nil {
-			return nil, fmt.Errorf("%v: %w", err, ErrInvalidInput)
-		}
-		k.point = k.ecdh.PublicKey().Bytes()
-	} else {
+		point := k.ecdh.PublicKey().Bytes()
+		k.pointOnce = func() []byte { return point }
+		k.ecdsaOnce = sync.OnceValues(func() (*ecdsa.PrivateKey, error) { return ecdsa.ParseRawPrivateKey(curve, scalar) })
+		return k, nil
+	}
+	k.brainpool, k.brainpoolD = curve, di
+	k.pointOnce = sync.OnceValue(func() []byte {
 		x, y := curve.ScalarBaseMult(scalar)
-		k.ecdsa = &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: curve, X: x, Y: y}, D: di}
-		k.point = elliptic.Marshal(curve, x, y) //nolint:staticcheck // brainpool has no crypto/ecdh counterpart
+		return elliptic.Marshal(curve, x, y) //nolint:staticcheck // brainpool has no crypto/ecdh counterpart
+	})
+	// crypto/ecdsa's generic signer for custom curves uses only D and the curve, not the public point.
+	k.ecdsaOnce = func() (*ecdsa.PrivateKey, error) {
+		return &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: curve}, D: di}, nil
 	}
 	return k, nil
 }
@@ -113,7 +123,7 @@ func (k *weierstrassKey) Attributes() Attributes { return k.attr }
 
 func (k *weierstrassKey) Marshal() []byte { return marshalled(k.attr, k.d) }
 
-func (k *weierstrassKey) PublicDO() []byte { return tlv(nil, 0x86, k.point) }
+func (k *weierstrassKey) PublicDO() []byte { return tlv(nil, 0x86, k.pointOnce()) }
 
 // maxHashLen is the longest hash Sign accepts (SHA-512).
 const maxHashLen = 64
@@ -124,7 +134,11 @@ func (k *weierstrassKey) Sign(input []byte) ([]byte, error) {
 	if len(input) == 0 || len(input) > maxHashLen {
 		return nil, fmt.Errorf("algo: ECDSA hash of %d bytes: %w", len(input), ErrInvalidInput)
 	}
-	r, s, err := ecdsa.Sign(rand.Reader, k.ecdsa, input)
+	priv, err := k.ecdsaOnce()
+	if err != nil {
+		return nil, fmt.Errorf("algo: ECDSA key: %w", err)
+	}
+	r, s, err := ecdsa.Sign(rand.Reader, priv, input)
 	if err != nil {
 		return nil, fmt.Errorf("algo: ECDSA sign: %w", err)
 	}
@@ -150,7 +164,7 @@ func (k *weierstrassKey) Decipher(input []byte) ([]byte, error) {
 		}
 		return secret, nil
 	}
-	curve := k.ecdsa.Curve
+	curve := k.brainpool
 	x, y := new(big.Int).SetBytes(input[1:1+k.size]), new(big.Int).SetBytes(input[1+k.size:])
 	p := curve.Params().P
 	if x.Cmp(p) >= 0 || y.Cmp(p) >= 0 || !curve.IsOnCurve(x, y) {
