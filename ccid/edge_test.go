@@ -1,0 +1,85 @@
+package ccid_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
+	"github.com/ccidgadget/ccidgadget/ccid/ccidtest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the reader's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestEdgeFrames(t *testing.T) {
+	var logs syncBuffer
+	h := newHarness(t, func(c *ccid.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	// Too short to carry bSeq: dropped without an answer; the next command is answered normally.
+	h.sendRaw([]byte{0x65, 0, 0, 0})
+	h.check(h.exchange(ccid.NewGetSlotStatus(0, 1)), want{ccid.MsgSlotStatus, 0, 1, 0x01, 0, 1, nil})
+	// PC_to_RDR_Abort with abData.
+	h.check(h.exchange(ccid.Message{Type: ccid.MsgAbort, Seq: 2, Data: []byte{1}}), want{ccid.MsgSlotStatus, 0, 2, 0x41, 1, 0, nil})
+	h.check(h.exchange(ccid.NewGetSlotStatus(0, 3)), want{ccid.MsgSlotStatus, 0, 3, 0x01, 0, 1, nil})
+	for _, s := range []string{"PC_to_RDR_GetSlotStatus", "dropped a frame too short"} {
+		if !strings.Contains(logs.String(), s) {
+			t.Errorf("log lacks %q:\n%s", s, logs.String())
+		}
+	}
+}
+
+type failingPowerOff struct{ *ccidtest.Card }
+
+func (failingPowerOff) PowerOff() error { return errors.New("stuck") }
+
+func TestPowerOffFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	if err := h.r.Remove(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.r.Insert(0, failingPowerOff{ccidtest.NewCard(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	h.powerOn()
+	h.check(h.exchange(ccid.NewIccPowerOff(0, 1)), want{ccid.MsgSlotStatus, 0, 1, 0x41, ccid.HWError, 1, nil})
+	h.check(h.exchange(ccid.NewGetSlotStatus(0, 2)), want{ccid.MsgSlotStatus, 0, 2, 0x01, 0, 1, nil})
+}
+
+func TestServeNilTransport(t *testing.T) {
+	r, err := ccid.NewReader(ccid.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Serve(context.Background(), nil); err == nil {
+		t.Error("Serve(nil) returned nil")
+	}
+}
+
+func TestErrorStrings(t *testing.T) {
+	_, err := ccid.ParseMessage([]byte{0x6F, 5, 0, 0, 0, 0, 1, 0, 0, 0})
+	if err == nil || !strings.Contains(err.Error(), "PC_to_RDR_XfrBlock") || !strings.Contains(err.Error(), "offset 1") {
+		t.Errorf("FrameError text %q", err)
+	}
+	if s := ccid.MessageType(0x99).String(); s != "MessageType(0x99)" {
+		t.Errorf("unknown type prints %q", s)
+	}
+	if s := ccid.SlotError(0xE5).String(); s != "SlotError(0xE5)" {
+		t.Errorf("unknown error prints %q", s)
+	}
+}
