@@ -83,3 +83,50 @@ func TestErrorStrings(t *testing.T) {
 		t.Errorf("unknown error prints %q", s)
 	}
 }
+
+// cancelOnCommand cancels Serve's context while the reader handles a command.
+type cancelOnCommand struct{ cancel context.CancelFunc }
+
+func (c cancelOnCommand) Command(_ context.Context, f []byte) []byte { c.cancel(); return f }
+func (cancelOnCommand) Answer(_ context.Context, f []byte, write func([]byte) error) error {
+	return write(f)
+}
+
+// TestServeEndsWithQueuedOperation ends Serve while a PowerOn is queued for the slot's worker: the slot must
+// not stay busy for the next Serve.
+func TestServeEndsWithQueuedOperation(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		serveCtx, cancel := context.WithCancel(context.Background())
+		cfg := ccid.DefaultConfig()
+		cfg.Interceptor = cancelOnCommand{cancel}
+		r, err := ccid.NewReader(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Insert(0, ccidtest.NewCard(nil)); err != nil {
+			t.Fatal(err)
+		}
+		tr := ccidtest.NewTransport()
+		done := make(chan error, 1)
+		go func() { done <- r.Serve(serveCtx, tr) }()
+		ctx, stop := context.WithTimeout(context.Background(), testTimeout)
+		if err := tr.SendMessage(ctx, ccid.NewIccPowerOn(0, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Serve = %v", err)
+		}
+		tr2 := ccidtest.NewTransport()
+		go func() { done <- r.Serve(ctx, tr2) }()
+		a, err := tr2.Exchange(ctx, ccid.NewGetSlotStatus(0, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Error() == ccid.CmdSlotBusy {
+			t.Fatalf("round %d: slot still busy after Serve ended: %v", i, a)
+		}
+		tr2.Close()
+		<-done
+		stop()
+	}
+}

@@ -243,6 +243,9 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	cause := context.Cause(ctx)
 	cancel(err)
 	wg.Wait()
+	for _, s := range r.slots {
+		s.settleQueued()
+	}
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // a write failed first
 	}

@@ -182,6 +182,20 @@ wait:
 	s.answer(j, res, w)
 }
 
+// settleQueued frees the slot of a job the dispatcher queued but no worker took before Serve ended. The
+// host gets no answer: the transport is gone.
+func (s *slot) settleQueued() {
+	select {
+	case j := <-s.jobs:
+		s.finish(j, result{err: context.Canceled}, nil)
+		s.mu.Lock()
+		s.answering = false
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	default:
+	}
+}
+
 // answer settles the slot after an operation and writes its answer.
 func (s *slot) answer(j job, res result, w *writer) {
 	s.out = s.finish(j, res, s.out[:0])
