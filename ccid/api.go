@@ -38,6 +38,9 @@ type Transport interface {
 // sees each whole host frame before the reader handles it; Answer sees each whole device frame (answers, time
 // extensions, busy and abort replies) before it is written. Both run on the reader's goroutines: Command on the
 // one reading frames, Answer on the one that produced the frame; write serialises with every other write.
+//
+// Delaying inside Answer delays that frame and nothing else happens meanwhile on its goroutine (no time
+// extension). To make a card slow while the reader keeps sending time extensions, wrap the Card instead.
 type Interceptor interface {
 	// Command returns the frame the reader should handle (frame itself, a changed copy) or nil to drop it.
 	Command(ctx context.Context, frame []byte) []byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ccidgadget/ccidgadget/ccid"
 )
@@ -26,6 +27,9 @@ func TestDefaultDescriptorBytes(t *testing.T) {
 		t.Fatalf("default descriptor\n got % X\nwant % X", got, want)
 	}
 	cfg := ccid.DefaultConfig()
+	if cfg.TimeExtensionInterval != time.Second {
+		t.Errorf("default time extension interval %v, want 1 s (GnuPG gives up after 5 s)", cfg.TimeExtensionInterval)
+	}
 	r, err := ccid.NewReader(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -192,6 +192,7 @@ type FrameError struct {
 	Reason string
 }
 
+// Error describes the malformed field.
 func (e *FrameError) Error() string {
 	return fmt.Sprintf("ccid: malformed %v: %s (offset %d)", e.Type, e.Reason, e.Offset)
 }
@@ -261,6 +262,7 @@ func appendHeader(dst []byte, t MessageType, n uint32, slot, seq byte, p [3]byte
 	return append(dst, byte(t), byte(n), byte(n>>8), byte(n>>16), byte(n>>24), slot, seq, p[0], p[1], p[2])
 }
 
+// String summarises the header for logs: type, bSlot, bSeq, bytes 7..9 and dwLength.
 func (m Message) String() string {
 	return fmt.Sprintf("%v slot=%d seq=%d param=% X len=%d", m.Type, m.Slot, m.Seq, m.Param[:], len(m.Data))
 }

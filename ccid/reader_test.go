@@ -372,6 +372,7 @@ func TestResponseChaining(t *testing.T) {
 		{chunk + 1, []byte{0x01, 0x02}},
 		{2 * chunk, []byte{0x01, 0x02}},
 		{2*chunk + 1, []byte{0x01, 0x03, 0x02}},
+		{65535, append(append([]byte{0x01}, bytes.Repeat([]byte{0x03}, 30)...), 0x02)},
 		{65537, append(append([]byte{0x01}, bytes.Repeat([]byte{0x03}, 31)...), 0x02)},
 	}
 	for _, tc := range tests {
