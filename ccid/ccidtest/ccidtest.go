@@ -49,6 +49,11 @@ func (t *Transport) ReadFrame(ctx context.Context) ([]byte, error) {
 // WriteFrame implements ccid.Transport.
 func (t *Transport) WriteFrame(ctx context.Context, frame []byte) error {
 	select {
+	case <-t.closed: // checked first: the buffer may have room
+		return ErrClosed
+	default:
+	}
+	select {
 	case t.out <- bytes.Clone(frame):
 		return nil
 	case <-t.closed:
