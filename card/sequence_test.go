@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"strings"
 	"testing"
 
 	"github.com/ccidgadget/ccidgadget/store"
@@ -325,4 +326,46 @@ func TestEmptyVerifyNeverDecrements(t *testing.T) {
 			t.Fatalf("empty VERIFY of a blocked PW3: %v", sw)
 		}
 	}
+}
+
+// TestInfoAndFactoryReset: Info reports what the card holds, one fact per line; FactoryReset (the CLI's reset)
+// wipes it without a PIN, including a KDF-DO, so the default PINs work again (SmartPGP #47).
+func TestInfoAndFactoryReset(t *testing.T) {
+	c := newTestCard(t, Options{})
+	c.verifyPW3()
+	c.ok("00 DA 00 5B 09 446F653C3C4A6F686E")
+	c.ok("00 DA 00 C1 0A 16 2B06010401DA470F01")
+	c.ok("00 47 80 00 02 B600 00")
+	c.ok("00 DA 00 C7 14 " + string(bytes.Repeat([]byte("AB"), 20)))
+	c.ok("00 DA 00 CE 04 65000000")
+	c.okb(Command{INS: 0xDA, P2: 0xF9, Data: kdfDO(true)})
+	c.okb(Command{INS: 0xDA, P1: 0x7F, P2: 0x21, Data: fakeCert(100, 1)})
+	c.x("00 20 00 81 06 303030303030")
+	in, err := c.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := in.String()
+	for _, want := range []string{"Doe<<John", "ed25519, generated", "ABABABAB", "2023-09-12T", "PW1 (user PIN):        2 of 3",
+		"RC (resetting code):   not set", "certificate 0 (auth):  100 bytes", "KDF-DO:                on", "ident:"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Info lacks %q:\n%s", want, s)
+		}
+	}
+	if in.Keys[0].Fingerprint == nil || in.Keys[1].Present || in.Manufacturer != 0xFFFE {
+		t.Errorf("Info %+v", in)
+	}
+	if err := c.FactoryReset(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ok("00 CA 00 F9 00"); !bytes.Equal(got, h("810100")) {
+		t.Fatalf("F9 after reset %X", got)
+	}
+	c.verifyPW3()
+	c.verifyPW1()
+	in, _ = c.Info()
+	if in.Name != "" || in.Keys[0].Present || in.CertLengths[0] != 0 || in.KDF || in.PW1.Retries != 3 {
+		t.Fatalf("after reset: %+v", in)
+	}
+	c.checkStore()
 }

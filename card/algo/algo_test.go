@@ -579,3 +579,34 @@ func TestRFCVectors(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse signs, deciphers and reads the public key of fresh keys from several goroutines at once (the
+// NIST and brainpool keys compute parts lazily); run with -race.
+func TestConcurrentUse(t *testing.T) {
+	for _, a := range allAttributes() {
+		if a.ID == IDRSA && a.ModulusBits > 2048 {
+			continue
+		}
+		k, err := Unmarshal(a, cachedKey(t, a).Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cachedKey(t, a).PublicDO()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if !bytes.Equal(k.PublicDO(), want) {
+					t.Errorf("%v: PublicDO differs", a)
+				}
+				if canSign(a) {
+					if _, err := k.Sign(signInput(a)); err != nil {
+						t.Errorf("%v: Sign: %v", a, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}

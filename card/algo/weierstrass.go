@@ -44,11 +44,10 @@ type weierstrassKey struct {
 	d    []byte // private scalar, big-endian, size bytes
 
 	// NIST curves: ecdh is made at once (it validates d and gives the public point), ecdsa when first needed.
-	ecdh       *ecdh.PrivateKey
-	ecdsaOnce  func() (*ecdsa.PrivateKey, error)
-	pointOnce  func() []byte  // 04||X||Y, computed when first needed (one scalar multiplication)
-	brainpool  elliptic.Curve // brainpool curves only
-	brainpoolD *big.Int       // d as an integer, brainpool curves only
+	ecdh      *ecdh.PrivateKey
+	ecdsaOnce func() (*ecdsa.PrivateKey, error)
+	pointOnce func() []byte  // 04||X||Y, computed when first needed (one scalar multiplication)
+	brainpool elliptic.Curve // brainpool curves only
 }
 
 func (weierstrassFamily) generate(a Attributes, rnd io.Reader) (PrivateKey, error) {
@@ -107,7 +106,7 @@ func newWeierstrassKey(a Attributes, d []byte) (*weierstrassKey, error) {
 		k.ecdsaOnce = sync.OnceValues(func() (*ecdsa.PrivateKey, error) { return ecdsa.ParseRawPrivateKey(curve, scalar) })
 		return k, nil
 	}
-	k.brainpool, k.brainpoolD = curve, di
+	k.brainpool = curve
 	k.pointOnce = sync.OnceValue(func() []byte {
 		x, y := curve.ScalarBaseMult(scalar)
 		return elliptic.Marshal(curve, x, y) //nolint:staticcheck // brainpool has no crypto/ecdh counterpart

@@ -1,0 +1,112 @@
+// Package card is the OpenPGP card application (OpenPGP smart card specification 3.4.1) that the gadget carries:
+// it takes command APDUs and returns response APDUs, keeping its state in a store.Store (bbolt).
+//
+// A Card satisfies the reader's card interface (PowerOn, PowerOff, Transmit) and knows nothing of CCID, USB or
+// vpcd. Transmit never fails for a protocol error: those are status words. It fails only when the card cannot
+// answer at all (ErrNotPowered, a done context).
+//
+// # ISO/IEC 7816-4 layer
+//
+// ParseCommand decodes the four APDU cases in short and extended form and rejects (6700) any APDU whose length
+// fields do not account for exactly its bytes. Command chaining (CLA bit 10) joins the data of links that repeat
+// INS, P1 and P2 (another INS/P1/P2 mid-chain: 6883; chaining an INS that takes no data: 6884). A response
+// longer than the host's Le — or than 256 bytes when a short APDU had no Le — is returned in parts with 61xx and
+// GET RESPONSE (C0); any other command drops the rest. Classes other than 00/10 are refused: proprietary 6E00,
+// logical channels 6881, secure messaging 6882. Status words are the StatusWord constants.
+//
+// # Identity: ATR, historical bytes, C0, 7F66
+//
+//	ATR      3B DA 18 FF 81 B1 FE 65 1F 03 <historical> TCK   (21 bytes, T=1 only, TCK valid)
+//	5F52     00 31 C5 73 C0 01 C0 05 90 00                      (chaining + extended Lc/Le; life cycle 05)
+//	C0       7F 00 0800 1000 00FF 00 01                         (GET CHALLENGE ≤ 2048, certificate ≤ 4096,
+//	                                                             special DOs ≤ 255, no PIN block 2, MSE)
+//	7F66     02 02 0800 02 02 0800                              (2048-byte command and response APDUs)
+//	AID      D2 76 00 01 24 01 | 03 04 | FF FE | serial | 00 00
+//
+// Extended length is announced (historical bytes) and accepted (up to 64 KiB per APDU; a command chain up to
+// 16 KiB). 7F66 announces 2048 bytes each way, which fits the reader's dwMaxCCIDMessageLength of 2058 in one
+// CCID message; GnuPG does not read 7F66 and sends one extended APDU (the reader chains it at the CCID level),
+// clients that honour 7F66 chain at the APDU level. Certificates up to C0's 4096 bytes arrive either way.
+// The manufacturer FFFE is from the unmanaged range FF00..FFFE; the serial is the store's, random when the state
+// file is created and kept across factory resets.
+//
+// GnuPG sniffs the card type before it selects the application (scd/app.c): it sends SELECT 3F00, and on
+// success types the card by the ATR (byte 2 = 11 in a 21-byte ATR: Gnuk; byte 7 = 75: ZeitControl); on failure it
+// probes the YubiKey manager AID. This card answers SELECT 3F00 with 9000, as any ISO card with a master file,
+// and its ATR has TA1 = 18 and TB3 = 65, so GnuPG types it generic and runs the plain OpenPGP paths: its own
+// kdf-setup sequence rather than Gnuk's, no YubiKey attestation. The Yubico AID and GET VERSION (F1) are unknown
+// here (6A82, 6D00), so clients never apply YubiKey firmware workarounds.
+//
+// # Data objects and their encoding
+//
+// GET DATA returns each DO in one canonical encoding, and a DO nested in 6E, 73, 65 or 7A is byte for byte what
+// GET DATA returns for it (with tag and length in front where GET DATA returns the value):
+//
+//	DO                         GET DATA returns                   nested as
+//	6E, 65, 73, 7A             the whole TLV, own tag included     the same bytes
+//	7F66, 7F74, FA             the whole TLV, own tag included     the same bytes
+//	F9 (KDF-DO)                the value as written (81 01 ..)     —
+//	7F21                       the certificate (DER) of the        —
+//	                           selected occurrence
+//	every primitive DO         the value                           tag ‖ length ‖ value
+//
+// The application templates are returned with their tag as YubiKey, SmartPGP and canokey return 6E (ykman needs
+// it; GnuPG and openpgp-card search TLVs recursively and accept both). F9 is returned bare because GnuPG reads
+// it at fixed offsets from the first byte. Fixed-width DOs are zero-padded: C5 and C6 60 bytes, CD 12, C7–CC 20,
+// CE–D0 4, 93 3; C4 is 7 bytes; DE lists 01 02 03 each with status 00 none, 01 generated, 02 imported.
+// D6–D8 read 00 20 until set; F9 reads 81 01 00 until set.
+//
+// Access (write): PW3 for everything except 0101 and 0103 (PW1 as 82). Read: free except 0103 (PW1 82) and
+// 0104 (PW3); D3 and D5 are write-only (6A88). C1–C3 accept exactly what FA lists for the slot (algo.Supported);
+// a different value deletes that slot's key, fingerprint, date and (signature slot) counter in the same
+// transaction. C4 takes one byte (or up to the whole DO, of which only the first byte counts): 00 PW1 valid for
+// one signature, 01 for several. Writing F9 does not touch the PINs: GnuPG re-keys them itself on non-Gnuk cards
+// (CHANGE REFERENCE DATA 83, VERIFY 83, RESET RETRY COUNTER 81, PUT DATA D3 empty), and a card that also did so
+// would desynchronise. 7F74 is 81 01 20 (button) when Options.Presence is set, 81 01 00 otherwise; a UIF flag
+// (D6–D8 01 or 02; 02 only a factory reset clears) makes the card ask Presence before that key's operation and
+// answer 6982 when not confirmed.
+//
+// # Certificates
+//
+// Three cardholder certificates (7F21): occurrence 0 = AUT (the default), 1 = DEC, 2 = SIG, as GnuPG and OpenSC
+// map OPENPGP.3, .2 and .1. SELECT DATA (00 A5 occ 04 60 04 5C 02 7F 21) needs no PIN; GET DATA, PUT DATA (PW3)
+// and GET NEXT DATA (which advances the occurrence) act on the selected occurrence; another tag is 6A88, an
+// occurrence ≥ 3 is 6B00. The occurrence returns to 0 on SELECT of the application and on power off.
+//
+// # PINs and security state
+//
+// VERIFY (81 and 82 are PW1 with two access states, 83 is PW3) goes through store.VerifyPIN, which commits the
+// decrement before it compares in constant time; wrong = 63Cx, blocked = 6983. VERIFY without data is a status
+// query (9000 or 63Cx) and never counts a try; P1 = FF forgets the verification. PW1 as 81 lasts for one PSO:CDS
+// unless C4 byte 1 is 01. The verifications, the unwrapped data key, the occurrence, the MSE choice, chains and
+// pending responses live in memory only and end on PowerOff/PowerOn. Minimum PIN lengths: PW1 6, RC 8, PW3 8;
+// maximum 127 (room for KDF hashes). CHANGE REFERENCE DATA and RESET RETRY COUNTER with the resetting code split
+// old ‖ new at the stored length, and always compare first, so a wrong length costs a try and reveals nothing.
+//
+// TERMINATE DF is allowed after VERIFY PW3 or, without any PIN, once PW3 is blocked — gpg-card factory-reset
+// blocks PW1 and PW3 on purpose and then sends E6 and 44, so a card whose PINs are all lost can always be reset.
+// E6 wipes at once (store.FactoryReset destroys the data key) and records the termination state in the same
+// transaction; until ACTIVATE FILE the card answers SELECT with 6285 and other commands with 6985. ACTIVATE FILE
+// on an active card changes nothing.
+//
+// No PIN, key or decrypted byte reaches the Logger: it gets INS, P1, P2, lengths and status words.
+//
+// # Keys
+//
+// GENERATE ASYMMETRIC KEY PAIR, key import (PUT DATA DB 3FFF with the 4D extended header list), PSO:CDS,
+// PSO:DECIPHER (RSA 00 ‖ ct; A6 {7F49 {86 point}} for ECDH, cv25519 with or without the 40 prefix; 02 ‖ ct for
+// AES with the D5 key), PSO:ENCIPHER (AES-CBC, zero IV, whole blocks), INTERNAL AUTHENTICATE and MANAGE SECURITY
+// ENVIRONMENT (P2 A4 / B8 with 83 01 02|03: the DEC key may authenticate and the AUT key decipher when their
+// algorithms can). Private keys are sealed by the store under the data key that the last PIN check unwrapped;
+// a key and its public part, fingerprint reset and origin are written in one transaction.
+//
+// The algorithms are in card/algo, which chose its libraries (standard library first; ProtonMail/go-crypto for
+// brainpool; cloudflare/circl for Ed448 and X448; see its package doc). This package adds no cryptography of
+// its own beyond AES-CBC from crypto/aes and crypto/cipher for the D5 key.
+//
+// # What this package is not
+//
+// It is not a reader: ATR delivery, CCID framing, time extensions and faults belong to package ccid. It does no
+// secure messaging, no PIN block 2 format, no attestation, no admin-less mode and no proprietary YubiKey or
+// Gnuk commands. It does not hash PINs for a KDF-DO: the host does, as the specification says.
+package card
