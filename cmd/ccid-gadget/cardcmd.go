@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ccidgadget/ccidgadget/card"
 	"github.com/ccidgadget/ccidgadget/store"
@@ -148,7 +149,7 @@ func runCardInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return enc.Encode(newInfoJSON(sf.path, info))
 	}
 	fmt.Fprintf(stdout, "state: %s\n", sf.path)
 	fmt.Fprint(stdout, info.String())
@@ -181,4 +182,73 @@ func runCardReset(_ context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "factory reset %s: erased every key, certificate and data object;\n", sf.path)
 	fmt.Fprintln(stdout, "PW1 is 123456, PW3 is 12345678, no reset code; retry counters 3/0/3.")
 	return nil
+}
+
+// infoJSON is `card info --json`: card.Info with byte strings in hex and
+// snake_case names, a stable format for scripts.
+type infoJSON struct {
+	State          string             `json:"state"`
+	AID            string             `json:"aid"`
+	Version        string             `json:"version"`
+	Manufacturer   string             `json:"manufacturer"`
+	Serial         string             `json:"serial"`
+	Name           string             `json:"name"`
+	Language       string             `json:"language"`
+	URL            string             `json:"url"`
+	Login          string             `json:"login"`
+	Keys           []keyJSON          `json:"keys"`
+	PINs           map[string]pinJSON `json:"pins"`
+	PW1Multiple    bool               `json:"pw1_valid_for_several_signatures"`
+	SignatureCount uint32             `json:"signature_count"`
+	CertLengths    [3]int             `json:"certificate_lengths"`
+	KDF            bool               `json:"kdf"`
+	Terminated     bool               `json:"terminated"`
+}
+
+type keyJSON struct {
+	Role        string     `json:"role"`
+	Attributes  string     `json:"attributes"`
+	Present     bool       `json:"present"`
+	Origin      string     `json:"origin,omitempty"`
+	Fingerprint string     `json:"fingerprint,omitempty"`
+	Created     *time.Time `json:"created,omitempty"`
+}
+
+type pinJSON struct {
+	Set        bool `json:"set"`
+	Retries    int  `json:"retries"`
+	MaxRetries int  `json:"max_retries"`
+	Length     int  `json:"length"`
+}
+
+func newInfoJSON(path string, in card.Info) infoJSON {
+	out := infoJSON{
+		State:          path,
+		AID:            fmt.Sprintf("%X", in.AID),
+		Version:        fmt.Sprintf("%d.%d", in.Version>>8, in.Version&0xFF),
+		Manufacturer:   fmt.Sprintf("%04X", in.Manufacturer),
+		Serial:         fmt.Sprintf("%X", in.Serial[:]),
+		Name:           in.Name,
+		Language:       in.Language,
+		URL:            in.URL,
+		Login:          in.Login,
+		PINs:           map[string]pinJSON{},
+		PW1Multiple:    in.PW1Multiple,
+		SignatureCount: in.SignatureCount,
+		CertLengths:    in.CertLengths,
+		KDF:            in.KDF,
+		Terminated:     in.Terminated,
+	}
+	for _, k := range in.Keys {
+		kj := keyJSON{Role: k.Role, Attributes: k.Attributes, Present: k.Present, Origin: k.Origin, Fingerprint: fmt.Sprintf("%X", k.Fingerprint)}
+		if !k.Created.IsZero() {
+			created := k.Created.UTC()
+			kj.Created = &created
+		}
+		out.Keys = append(out.Keys, kj)
+	}
+	for name, p := range map[string]store.PINStatus{"PW1": in.PW1, "RC": in.RC, "PW3": in.PW3} {
+		out.PINs[name] = pinJSON{Set: p.Set, Retries: p.Retries, MaxRetries: p.MaxRetries, Length: p.Length}
+	}
+	return out
 }

@@ -87,9 +87,20 @@ func TestVPCDAndCardCommands(t *testing.T) {
 		t.Fatalf("card info: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, jsonOut, errOut := runCmd(context.Background(), "card", "info", "--state", state, "--json")
-	var info map[string]any
-	if code != 0 || json.Unmarshal([]byte(jsonOut), &info) != nil || len(info) == 0 {
+	var info struct {
+		Serial  string
+		Version string
+		Keys    []struct{ Role string }
+		PINs    map[string]struct{ Retries int }
+	}
+	if code != 0 || json.Unmarshal([]byte(jsonOut), &info) != nil {
 		t.Fatalf("card info --json: code %d, stdout %q, stderr %q", code, jsonOut, errOut)
+	}
+	if len(info.Serial) != 8 || info.Version != "3.4" || len(info.Keys) != 3 || info.PINs["PW1"].Retries != 3 || info.PINs["PW3"].Retries != 3 {
+		t.Errorf("card info --json = %+v", info)
+	}
+	if !strings.Contains(out, info.Serial) {
+		t.Errorf("card info text lacks serial %s:\n%s", info.Serial, out)
 	}
 	code, out, errOut = runCmd(context.Background(), "card", "reset", "--state", state)
 	if code != 0 || !strings.Contains(out, "factory reset") {

@@ -204,16 +204,8 @@ func newBench(t *testing.T) *bench {
 	}
 	sock := filepath.Join(run, "pcscd.comm")
 	b.env = append(os.Environ(), "GNUPGHOME="+b.home, "PCSCLITE_CSOCK_NAME="+sock, "LC_ALL=C", "LANG=C")
-	b.pcscd = start(t, "pcscd", b.env, "unshare", "--mount", "--propagation", "private", "sh", "-c",
-		fmt.Sprintf("mount --bind %s /run/pcscd && exec pcscd --foreground --auto-exit --debug --config %s", run, conf))
+	b.startPCSCD()
 	t.Cleanup(b.shutdown)
-	waitFor(t, "pcscd's socket", func() bool {
-		if b.pcscd.exited() {
-			t.Fatalf("pcscd exited:\n%s", b.pcscd.out)
-		}
-		_, err := os.Stat(sock)
-		return err == nil
-	})
 	b.startCard()
 
 	// GnuPG: scdaemon through PC/SC only, shared with OpenSC; a pinentry
@@ -242,11 +234,28 @@ done
 	return b
 }
 
-// startCard starts `ccid-gadget vpcd` and waits until pcscd sees the card.
-func (b *bench) startCard() {
+// startPCSCD starts pcscd in its own mount namespace, where dir/run is
+// /run/pcscd, and waits for its socket.
+func (b *bench) startPCSCD() {
 	t := b.t
 	t.Helper()
-	b.card = start(t, "ccid-gadget vpcd", b.env, binary, "vpcd", "-v", "--state", b.state, "--addr", fmt.Sprintf("127.0.0.1:%d", b.port))
+	conf, run := filepath.Join(b.dir, "reader.conf.d"), filepath.Join(b.dir, "run")
+	sock := filepath.Join(run, "pcscd.comm")
+	b.pcscd = start(t, "pcscd", b.env, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+		fmt.Sprintf("mount --bind %s /run/pcscd && exec pcscd --foreground --auto-exit --debug --config %s", run, conf))
+	waitFor(t, "pcscd's socket", func() bool {
+		if b.pcscd.exited() {
+			t.Fatalf("pcscd exited:\n%s", b.pcscd.out)
+		}
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+}
+
+// waitCard waits until pcscd reports the card present in the vpcd reader.
+func (b *bench) waitCard() {
+	t := b.t
+	t.Helper()
 	waitFor(t, "card present in pcscd", func() bool {
 		if b.card.exited() {
 			t.Fatalf("ccid-gadget vpcd exited:\n%s", b.card.out)
@@ -254,6 +263,14 @@ func (b *bench) startCard() {
 		out, err := b.cmd("opensc-tool", "--reader", "0", "--atr").CombinedOutput()
 		return err == nil && bytes.HasPrefix(bytes.TrimSpace(out), []byte("3b"))
 	})
+}
+
+// startCard starts `ccid-gadget vpcd` and waits until pcscd sees the card.
+func (b *bench) startCard() {
+	t := b.t
+	t.Helper()
+	b.card = start(t, "ccid-gadget vpcd", b.env, binary, "vpcd", "-v", "--state", b.state, "--addr", fmt.Sprintf("127.0.0.1:%d", b.port))
+	b.waitCard()
 }
 
 // stopCard stops the card process (SIGTERM) and checks that it exited

@@ -2,6 +2,7 @@ package pcsc_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,9 +51,36 @@ func TestCardStatus(t *testing.T) {
 	}
 	// The same serial offline, from the state file.
 	b.stopCard()
-	info := b.run(nil, binary, "card", "info", "--state", b.state)
-	if !strings.Contains(strings.ToUpper(info), serial[1]) {
-		t.Errorf("ccid-gadget card info does not show serial %s:\n%s", serial[1], info)
+	var info struct{ Serial, Version string }
+	out := b.run(nil, binary, "card", "info", "--json", "--state", b.state)
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("card info --json: %v\n%s", err, out)
+	}
+	if info.Serial != serial[1] || info.Version != "3.4" {
+		t.Errorf("ccid-gadget card info: serial %s version %s; gpg shows serial %s version 3.4", info.Serial, info.Version, serial[1])
+	}
+}
+
+// TestPCSCDRestart: when pcscd (and with it vpcd) goes away and comes back,
+// the running ccid-gadget vpcd reconnects and the card works again, with its
+// state kept.
+func TestPCSCDRestart(t *testing.T) {
+	b := newBench(t)
+	b.agent("SCD SERIALNO", "SCD SETATTR DISP-NAME Restart<<Test")
+	b.run(nil, "gpgconf", "--kill", "all")
+	for range 2 {
+		if err := b.pcscd.stop(); err != nil {
+			t.Fatalf("pcscd: %v", err)
+		}
+		b.startPCSCD()
+		b.waitCard()
+		if n := colon(b.cardStatus(), "name"); len(n) < 2 || n[1] != "Test" || n[2] != "Restart" {
+			t.Errorf("name after pcscd restart: %q", n)
+		}
+		b.run(nil, "gpgconf", "--kill", "all")
+	}
+	if b.card.exited() {
+		t.Fatal("ccid-gadget vpcd exited when pcscd went away")
 	}
 }
 
