@@ -13,6 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	"os"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
@@ -608,5 +611,53 @@ func TestConcurrentUse(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+	}
+}
+
+// TestImportGnuPGAgentRSA imports an RSA-2048 key made by gpg-agent 2.2.40 (testdata/gpg-agent-rsa2048.key, its
+// private-keys-v1.d file): libgcrypt keeps p < q and u = 1/p mod q, the reverse of the card's 94 = 1/q mod p; both
+// are accepted, in every import format.
+func TestImportGnuPGAgentRSA(t *testing.T) {
+	raw, err := os.ReadFile("testdata/gpg-agent-rsa2048.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string][]byte{}
+	for _, m := range regexp.MustCompile(`\((\w)\s*#([0-9A-F\s]+)#\)`).FindAllSubmatch(raw, -1) {
+		v[string(m[1])] = mustHex(strings.Join(strings.Fields(string(m[2])), ""))
+	}
+	for _, name := range []string{"n", "e", "d", "p", "q", "u"} {
+		if len(v[name]) == 0 {
+			t.Fatalf("no %s in the agent key", name)
+		}
+	}
+	d, p, q := new(big.Int).SetBytes(v["d"]), new(big.Int).SetBytes(v["p"]), new(big.Int).SetBytes(v["q"])
+	dp := new(big.Int).Mod(d, new(big.Int).Sub(p, big.NewInt(1))).Bytes()
+	dq := new(big.Int).Mod(d, new(big.Int).Sub(q, big.NewInt(1))).Bytes()
+	a := mustParse(t, "010800002003")
+	for name, parts := range map[string]map[byte][]byte{
+		"standard":             {0x91: v["e"], 0x92: v["p"], 0x93: v["q"]},
+		"standard+n":           {0x91: v["e"], 0x92: v["p"], 0x93: v["q"], 0x97: v["n"]},
+		"crt, libgcrypt u":     {0x91: v["e"], 0x92: v["p"], 0x93: v["q"], 0x94: v["u"], 0x95: dp, 0x96: dq, 0x97: v["n"]},
+		"crt, p and q swapped": {0x91: v["e"], 0x92: v["q"], 0x93: v["p"], 0x94: v["u"], 0x95: dq, 0x96: dp},
+		"e padded to 32 bits":  {0x91: append([]byte{0}, v["e"]...), 0x92: v["p"], 0x93: v["q"]},
+	} {
+		k, err := Import(a, parts)
+		if err != nil {
+			t.Fatalf("Import(%s): %v", name, err)
+		}
+		pub := rsaPublic(t, k)
+		if !bytes.Equal(pub.N.Bytes(), bytes.TrimLeft(v["n"], "\x00")) {
+			t.Fatalf("Import(%s): modulus differs", name)
+		}
+		in := signInput(a)
+		sig, err := k.Sign(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// libgcrypt's own d must verify the signature: s^e = m and m^d = s agree.
+		if err := rsa.VerifyPKCS1v15(pub, 0, in, sig); err != nil {
+			t.Fatalf("Import(%s): %v", name, err)
+		}
 	}
 }
