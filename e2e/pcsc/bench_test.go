@@ -291,6 +291,16 @@ func (b *bench) shutdown() {
 		}
 	}
 	b.pcscd.stop()
+	// The card's debug log (-v) carries APDU headers and status words, never
+	// a PIN: look for the default PINs in the encodings a leak would take.
+	if b.card != nil {
+		log := b.card.out.String()
+		for _, leak := range []string{"313233343536", "31 32 33 34 35 36", "MTIzNDU2", "[49 50 51 52 53 54"} {
+			if strings.Contains(log, leak) {
+				t.Errorf("ccid-gadget vpcd's log contains a PIN (%q)", leak)
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("ccid-gadget vpcd output:\n%s", tail(b.card.out.String(), 60))
 		t.Logf("pcscd output (tail):\n%s", tail(b.pcscd.out.String(), 40))
