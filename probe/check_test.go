@@ -1,0 +1,269 @@
+package probe
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
+)
+
+func verdicts(rep Report) map[string]Result {
+	m := map[string]Result{}
+	for _, r := range rep.Results {
+		m[r.ID] = r
+	}
+	return m
+}
+
+func runChecks(t *testing.T, u *usbReader, opts Options) map[string]Result {
+	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep := Run(ctx, u, opts)
+	if len(rep.Results) != len(CheckIDs()) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(CheckIDs()))
+	}
+	return verdicts(rep)
+}
+
+func TestRunAgainstOurReader(t *testing.T) {
+	u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 0)
+	res := runChecks(t, u, Options{})
+	wantNA := map[string]bool{"time-extension": true, "notify-slot-change": true}
+	for _, id := range CheckIDs() {
+		r := res[id]
+		want := Pass
+		if wantNA[id] {
+			want = NotApplicable
+		}
+		if r.Verdict != want {
+			t.Errorf("%s: %s (%s), want %s; evidence:\n%s", id, r.Verdict, r.Detail, want, evidence(r))
+		}
+	}
+	if testing.Verbose() {
+		for _, id := range CheckIDs() {
+			t.Logf("%-22s %-4s %s", id, res[id].Verdict, res[id].Detail)
+		}
+	}
+}
+
+func evidence(r Result) string {
+	var s []string
+	for _, f := range r.Evidence {
+		s = append(s, "  "+f.String())
+	}
+	return strings.Join(s, "\n")
+}
+
+// Each fault breaks one behaviour of an otherwise good reader; the matching check must fail, and the report
+// must not pass.
+func TestEachCheckCanFail(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(u *usbReader)
+		desc  func(d *ccid.ClassDescriptor)
+		fails []string
+	}{
+		{
+			name:  "missing ZLP",
+			setup: func(u *usbReader) { u.noZLP = true },
+			fails: []string{"zlp"},
+		},
+		{
+			name: "wrong bSeq on Parameters",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgParameters) {
+						f[6]++
+					}
+					return f
+				}
+			},
+			fails: []string{"get-parameters", "set-parameters", "bseq-echo"},
+		},
+		{
+			name: "wrong bSeq on RDR_to_PC_Escape",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgEscapeResponse) {
+						f[6] ^= 0x80
+					}
+					return f
+				}
+			},
+			fails: []string{"unsupported-commands", "bseq-echo"},
+		},
+		{
+			name: "wrong response type for GetParameters",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgParameters) {
+						f[0] = byte(ccid.MsgSlotStatus)
+					}
+					return f
+				}
+			},
+			fails: []string{"get-parameters", "set-parameters"},
+		},
+		{
+			name: "unsupported command answered with bError 0x01",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgDataRateAndClockFrequency) && f[7]&0x40 != 0 {
+						f[8] = 0x01
+					}
+					return f
+				}
+			},
+			fails: []string{"unsupported-commands"},
+		},
+		{
+			name: "wrong slot answered with bError 0xFE",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[5] == 1 {
+						f[8] = 0xFE
+					}
+					return f
+				}
+			},
+			fails: []string{"wrong-slot"},
+		},
+		{
+			name: "ATR with a bad TCK",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgDataBlock) && len(f) == 10+len(ccidOpenPGPATR) && f[10] == 0x3B {
+						f[len(f)-1] ^= 1
+					}
+					return f
+				}
+			},
+			fails: []string{"power-on"},
+		},
+		{
+			name: "intermediate command block answered with data",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgDataBlock) && f[9] == byte(ccid.ChainEmpty) {
+						f = append(f, 0x00)
+						f[1] = 1
+					}
+					return f
+				}
+			},
+			fails: []string{"command-chaining"},
+		},
+		{
+			name: "chained response marked single",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgDataBlock) && f[9] == byte(ccid.ChainBegin) {
+						f[9] = 0
+					}
+					return f
+				}
+			},
+			fails: []string{"response-chaining"},
+		},
+		{
+			name:  "ABORT class request stalls",
+			setup: func(u *usbReader) { u.refuseAbort = true },
+			fails: []string{"abort-control-first", "abort-bulk-first"},
+		},
+		{
+			name: "GET_DATA_RATES answers with none announced",
+			setup: func(u *usbReader) {
+				u.ctrl = func(req byte) ([]byte, error) { return []byte{0, 0x2A, 0, 0}, nil }
+			},
+			fails: []string{"descriptor.clocks-rates"},
+		},
+		{
+			name: "PC_to_RDR_Abort answered with a failure",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if u.lastCmd == ccid.MsgAbort {
+						f[7] |= 0x40
+					}
+					return f
+				}
+			},
+			fails: []string{"abort-control-first", "abort-bulk-first"},
+		},
+		{
+			name: "PowerOff leaves the card active",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if u.lastCmd == ccid.MsgIccPowerOff {
+						f[7] &^= 3
+					}
+					return f
+				}
+			},
+			fails: []string{"power-off"},
+		},
+		{
+			name:  "endpoint stays halted after clear halt",
+			setup: func(u *usbReader) { u.haltSticks = true },
+			fails: []string{"halt-recovery"},
+		},
+		{
+			name: "bSeq wrong on every SlotStatus",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgSlotStatus) {
+						f[6]--
+					}
+					return f
+				}
+			},
+			fails: []string{"slot-status", "bseq-echo"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := ccid.DefaultDescriptor()
+			if tc.desc != nil {
+				tc.desc(&d)
+			}
+			u := newUSBReader(t, d, nil, 0)
+			if tc.setup != nil {
+				u.set(tc.setup)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			rep := Run(ctx, u, Options{Timeout: 300 * time.Millisecond})
+			res := verdicts(rep)
+			if rep.Passed {
+				t.Errorf("report passed")
+			}
+			for _, id := range tc.fails {
+				if res[id].Verdict != Fail {
+					t.Errorf("%s: %s (%s), want fail", id, res[id].Verdict, res[id].Detail)
+				}
+			}
+			for id, r := range res {
+				if r.Verdict == Fail && !contains(tc.fails, id) {
+					t.Logf("also failed: %s: %s", id, r.Detail)
+				}
+			}
+		})
+	}
+}
+
+var ccidOpenPGPATR = []byte{0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xC5, 0x73, 0xC0,
+	0x01, 0x40, 0x00, 0x90, 0x00, 0x0C}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
