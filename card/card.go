@@ -191,12 +191,12 @@ func (c *Card) transmit(ctx context.Context, capdu []byte) ([]byte, StatusWord) 
 	cmd, err := ParseCommand(capdu)
 	if err != nil {
 		c.s.chain, c.s.pending = nil, nil
-		c.log.Debug("apdu", "len", len(capdu), "sw", SWWrongLength)
+		c.log.Debug("apdu", "len", len(capdu), "sw", SWWrongLength.String())
 		return nil, SWWrongLength
 	}
 	data, sw := c.command(ctx, cmd)
 	c.log.Debug("apdu", "ins", fmt.Sprintf("%02X", cmd.INS), "p1", fmt.Sprintf("%02X", cmd.P1),
-		"p2", fmt.Sprintf("%02X", cmd.P2), "lc", len(cmd.Data), "ne", cmd.Ne, "resp", len(data), "sw", sw)
+		"p2", fmt.Sprintf("%02X", cmd.P2), "lc", len(cmd.Data), "ne", cmd.Ne, "resp", len(data), "sw", sw.String())
 	return data, sw
 }
 
@@ -248,6 +248,8 @@ func (c *Card) command(ctx context.Context, cmd Command) ([]byte, StatusWord) {
 	if sw != SWNoError {
 		return nil, sw
 	}
+	// At most Ne bytes (the host's receive buffer may be no larger: PC/SC fails the whole exchange otherwise);
+	// without Le, 256 for a short APDU and 65536 for an extended one. The rest comes through GET RESPONSE.
 	limit := cmd.Ne
 	if limit == 0 {
 		limit = 256

@@ -559,3 +559,33 @@ func TestMissingKeys(t *testing.T) {
 		t.Fatal("keys appeared")
 	}
 }
+
+// TestResponseHonoursLe replays OpenSC 0.23's GENERATE over vpcd (openpgp-tool --gen-key): an extended APDU
+// whose Le is 256 for a 270-byte RSA-2048 public key. The card sends 256 bytes and 610E, because PC/SC fails
+// the exchange (OpenSC: "Transmit failed") when a card sends more than Le; a short Le behaves the same, and
+// GET RESPONSE fetches the rest.
+func TestResponseHonoursLe(t *testing.T) {
+	c := newTestCard(t, Options{})
+	c.verifyPW3()
+	d, sw := c.x("00 47 80 00 00 0002 A400 0100")
+	if sw != 0x610E || len(d) != 256 {
+		t.Fatalf("SW %v, %d bytes", sw, len(d))
+	}
+	rest, sw := c.x("00 C0 00 00 0E")
+	if sw != SWNoError || len(rest) != 14 {
+		t.Fatalf("GET RESPONSE: %v %X", sw, rest)
+	}
+	full := c.ok("00 47 81 00 00 0002 A400 0000")
+	if !bytes.Equal(full, append(d, rest...)) {
+		t.Fatal("parts do not make the key")
+	}
+	if _, sw := c.x("00 47 81 00 02 A400 00"); sw != 0x610E {
+		t.Fatalf("short Le: %v", sw)
+	}
+	// GET RESPONSE with a smaller Le walks the rest in parts.
+	for _, want := range []StatusWord{0x6108, 0x6102, SWNoError} {
+		if _, sw := c.x("00 C0 00 00 06"); sw != want {
+			t.Fatalf("GET RESPONSE part: %v, want %v", sw, want)
+		}
+	}
+}

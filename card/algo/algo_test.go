@@ -388,6 +388,16 @@ func TestKeys(t *testing.T) {
 					t.Fatalf("Sign: %v", err)
 				}
 				verify(t, k, in, sig)
+				if a.ID == IDECDSA || a.ID == IDECDH && canSign(a) { // SHA-1 to SHA-512, truncated to the order
+					for _, n := range []int{20, 28, 32, 48, 64} {
+						h := sha512.Sum512([]byte{byte(n)})
+						sig, err := k.Sign(h[:n])
+						if err != nil {
+							t.Fatalf("Sign(%d-byte hash): %v", n, err)
+						}
+						verify(t, k, h[:n], sig)
+					}
+				}
 				if a.ID == IDRSA { // INTERNAL AUTHENTICATE: raw data, type-1 padding
 					raw := []byte("ssh challenge hash, 36 bytes long..")
 					sig, err := k.Sign(raw)
