@@ -126,6 +126,8 @@ func FuzzReader(f *testing.F) {
 		serveCtx, stopServe := context.WithCancel(context.Background())
 		defer stopServe()
 		stacks := func() string { buf := make([]byte, 1<<20); return string(buf[:runtime.Stack(buf, true)]) }
+		watchdog := time.AfterFunc(15*time.Second, func() { panic("fuzz input hung:\n" + stacks()) })
+		defer watchdog.Stop()
 		cfg := ccid.DefaultConfig()
 		cfg.Descriptor.MaxSlotIndex = 1
 		cfg.TimeExtensionInterval = time.Millisecond
