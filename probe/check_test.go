@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +268,122 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// slowCard makes the reader's card block on slow until the reader has sent wtx time extensions for it.
+func slowCard(u *usbReader, slow []byte, wtx int) {
+	release := make(chan struct{})
+	var sent int
+	u.card.Respond(func(c []byte) []byte {
+		switch {
+		case bytes.Equal(c, slow):
+			<-release
+			return []byte{0x7F, 0x49, 0x00, 0x90, 0x00}
+		case c[1] == 0x20 || c[1] == 0xDA:
+			return []byte{0x90, 0x00}
+		}
+		return openPGPCard(c)
+	})
+	prev := u.mutate
+	u.mutate = func(f []byte) []byte {
+		if f[7]&0xC0 == 0x80 {
+			if sent++; sent == wtx {
+				close(release)
+			}
+		}
+		if prev != nil {
+			return prev(f)
+		}
+		return f
+	}
+}
+
+var (
+	verifyPW3 = []byte{0x00, 0x20, 0x00, 0x83, 0x08, '1', '2', '3', '4', '5', '6', '7', '8'}
+	keygen    = []byte{0x00, 0x47, 0x80, 0x00, 0x00, 0x00, 0x02, 0xA4, 0x00, 0x00, 0x00}
+)
+
+func TestTimeExtension(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(f []byte) []byte
+		want   Verdict
+	}{
+		{"good", nil, Pass},
+		{"wrong bSeq in a time extension", func(f []byte) []byte {
+			if f[7]&0xC0 == 0x80 {
+				f[6]++
+			}
+			return f
+		}, Fail},
+		{"bStatus 0x81", func(f []byte) []byte {
+			if f[7]&0xC0 == 0x80 {
+				f[7] = 0x81
+			}
+			return f
+		}, Fail},
+		{"multiplier 0", func(f []byte) []byte {
+			if f[7]&0xC0 == 0x80 {
+				f[8] = 0
+			}
+			return f
+		}, Fail},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 5*time.Millisecond)
+			u.set(func(u *usbReader) {
+				u.mutate = tc.mutate
+				slowCard(u, keygen, 3)
+			})
+			res := runChecks(t, u, Options{SlowAPDUs: [][]byte{verifyPW3, keygen}})
+			if r := res["time-extension"]; r.Verdict != tc.want {
+				t.Errorf("time-extension: %s (%s), want %s\n%s", r.Verdict, r.Detail, tc.want, evidence(r))
+			}
+		})
+	}
+}
+
+func TestTimeExtensionSetupMustSucceed(t *testing.T) {
+	u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 0)
+	res := runChecks(t, u, Options{SlowAPDUs: [][]byte{{0x00, 0x20, 0x00, 0x83, 0x01, '1'}, keygen}})
+	if r := res["time-extension"]; r.Verdict != Fail || !strings.Contains(r.Detail, "6D00") {
+		t.Errorf("time-extension: %s (%s), want a failed setup APDU", r.Verdict, r.Detail)
+	}
+}
+
+func TestNotifySlotChange(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
+			u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 0)
+			var prompts []string
+			opts := Options{NotifyWait: 2 * time.Second, Prompt: func(msg string) {
+				prompts = append(prompts, msg)
+				u.set(func(u *usbReader) { u.dropNotify = drop })
+				var err error
+				if strings.HasPrefix(msg, "remove") {
+					err = u.reader.Remove(0)
+				} else {
+					err = u.reader.Insert(0, u.card)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}}
+			if drop {
+				opts.NotifyWait = 100 * time.Millisecond
+			}
+			res := runChecks(t, u, opts)
+			want := Pass
+			if drop {
+				want = Fail
+			}
+			if r := res["notify-slot-change"]; r.Verdict != want {
+				t.Errorf("notify-slot-change: %s (%s), want %s\n%s", r.Verdict, r.Detail, want, evidence(r))
+			}
+			if !drop && len(prompts) != 2 {
+				t.Errorf("prompts %q, want remove and insert", prompts)
+			}
+		})
+	}
 }
