@@ -18,7 +18,7 @@ import (
 // its last packet, and BulkIn has libusb's semantics (a transfer ends on a short packet or a full buffer). Its
 // fault knobs make one behaviour wrong at a time.
 type usbReader struct {
-	t      *testing.T
+	t      testing.TB
 	info   Info
 	reader *ccid.Reader
 	tr     *ccidtest.Transport
@@ -57,7 +57,7 @@ func (i interceptor) Answer(_ context.Context, frame []byte, write func([]byte) 
 	return write(frame)
 }
 
-func newUSBReader(t *testing.T, desc ccid.ClassDescriptor, clock ccid.Clock, te time.Duration) *usbReader {
+func newUSBReader(t testing.TB, desc ccid.ClassDescriptor, clock ccid.Clock, te time.Duration) *usbReader {
 	t.Helper()
 	u := &usbReader{t: t, tr: ccidtest.NewTransport(), card: ccidtest.NewCard(nil), mps: 64, halted: map[byte]bool{}}
 	cfg := ccid.DefaultConfig()
@@ -104,6 +104,8 @@ func openPGPCard(capdu []byte) []byte {
 	switch {
 	case bytes.Equal(capdu, openPGPSelect):
 		return ok
+	case bytes.Equal(capdu, []byte{0x00, 0xCA, 0x00, 0x4F, 0x00}):
+		return []byte{0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x03, 0x04, 0xFF, 0xFE, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x90, 0x00}
 	case bytes.Equal(capdu, []byte{0x00, 0xCA, 0x00, 0xC0, 0x00}):
 		return []byte{0x7F, 0x00, 0x08, 0x00, 0x08, 0x00, 0x08, 0x00, 0x01, 0x01, 0x90, 0x00}
 	case len(capdu) >= 5 && capdu[1] == 0x84:
