@@ -124,10 +124,11 @@ func TestBadInput(t *testing.T) {
 		{"RSA even e", []string{"rsa2048"}, importF(partsWith("standard", 0x91, []byte{1, 0, 0})), ErrInvalidInput},
 		{"RSA e = 1", []string{"rsa2048"}, importF(partsWith("standard", 0x91, []byte{1})), ErrInvalidInput},
 		{"RSA e over 32 bits", []string{"rsa2048"}, importF(partsWith("standard", 0x91, []byte{1, 0, 0, 0, 1})), ErrInvalidInput},
-		{"RSA wrong e", []string{"rsa2048"}, importF(partsWith("standard", 0x91, []byte{3})), ErrInvalidInput},
+		// e = 3 with the same p and q is another valid key, unless CRT parts made for e = 65537 come with it.
+		{"RSA e not matching dp and dq", []string{"rsa2048"}, importF(partsWith("crt", 0x91, []byte{3})), ErrInvalidInput},
 		{"RSA p composite", []string{"rsa2048"}, importF(func(t *testing.T, k PrivateKey) map[byte][]byte {
 			p := exportParts(t, k)["standard"]
-			p[0x92] = new(big.Int).Add(new(big.Int).SetBytes(p[0x92]), big.NewInt(2)).Bytes()
+			p[0x92] = new(big.Int).Add(new(big.Int).SetBytes(p[0x92]), big.NewInt(1)).Bytes() // even
 			return p
 		}), ErrInvalidInput},
 		{"RSA p = q", []string{"rsa2048"}, importF(func(t *testing.T, k PrivateKey) map[byte][]byte {
