@@ -149,9 +149,14 @@ func (d *dispatcher) start(ctx context.Context, s *slot, kind opKind, seq byte, 
 		return
 	}
 	d.r.busySlots.Add(1)
-	opCtx, cancel := context.WithCancel(ctx)
-	s.busy, s.opCancel, s.opAborted = true, cancel, false
-	j := job{kind: kind, seq: seq, gen: s.gen, card: s.card, data: data, ctx: opCtx}
+	if s.spare == nil || s.spare.parent != ctx || s.spare.Err() != nil {
+		s.spare = newOpContext(ctx)
+	}
+	s.busy, s.op, s.opAborted = true, s.spare, false
+	if ctx.Err() != nil {
+		s.op.cancel() // Serve is ending and its AfterFunc may have run already
+	}
+	j := job{kind: kind, seq: seq, gen: s.gen, card: s.card, data: data, ctx: s.op}
 	s.mu.Unlock()
 	s.jobs <- j // never blocks: the worker takes one job at a time and the slot was idle
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -128,5 +129,70 @@ func TestServeEndsWithQueuedOperation(t *testing.T) {
 		tr2.Close()
 		<-done
 		stop()
+	}
+}
+
+// deafTransport's ReadFrame ignores its context, as a blocking read on an endpoint file does.
+type deafTransport struct {
+	*ccidtest.Transport
+	frames chan []byte
+}
+
+func (t deafTransport) ReadFrame(context.Context) ([]byte, error) {
+	f, ok := <-t.frames
+	if !ok {
+		return nil, ccidtest.ErrClosed
+	}
+	return f, nil
+}
+
+// waitingCard's Transmit waits for its context and then closes cancelled.
+type waitingCard struct {
+	started, cancelled chan struct{}
+}
+
+func (c waitingCard) PowerOn(context.Context) ([]byte, error) { return []byte{0x3B, 0x00}, nil }
+func (c waitingCard) PowerOff() error                         { return nil }
+func (c waitingCard) Transmit(ctx context.Context, _ []byte) ([]byte, error) {
+	close(c.started)
+	<-ctx.Done()
+	close(c.cancelled)
+	return nil, ctx.Err()
+}
+
+// TestServeContextCancelsCard: cancelling Serve's context cancels the card operation in flight even while the
+// transport's ReadFrame does not return.
+func TestServeContextCancelsCard(t *testing.T) {
+	r, err := ccid.NewReader(ccid.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := waitingCard{make(chan struct{}), make(chan struct{})}
+	if err := r.Insert(0, card); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	serveCtx, stopServe := context.WithCancel(ctx)
+	tr := deafTransport{ccidtest.NewTransport(), make(chan []byte)}
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(serveCtx, tr) }()
+	power, _ := ccid.NewIccPowerOn(0, 1, 0).MarshalBinary()
+	tr.frames <- power
+	if _, err := tr.Recv(ctx); err != nil {
+		t.Fatal(err)
+	}
+	xfr, _ := ccid.NewXfrBlock(0, 2, 0, 0, []byte{1}).MarshalBinary()
+	tr.frames <- xfr
+	<-card.started
+	stopServe()
+	select {
+	case <-card.cancelled:
+	case <-ctx.Done():
+		t.Fatal("card operation not cancelled")
+	}
+	close(tr.frames)
+	if err := <-done; !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		t.Errorf("Serve = %v", err)
 	}
 }

@@ -213,6 +213,15 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	defer r.serving.Unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	cancelOps := func() {
+		for _, s := range r.slots {
+			s.mu.Lock()
+			s.cancelOp() // operation contexts are not linked to ctx
+			s.mu.Unlock()
+		}
+	}
+	stop := context.AfterFunc(ctx, cancelOps)
+	defer stop()
 	w := &writer{t: t, ctx: ctx, icpt: r.icpt, fail: cancel}
 	w.rawFn = w.raw
 	var wg sync.WaitGroup
@@ -242,6 +251,7 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	}
 	cause := context.Cause(ctx)
 	cancel(err)
+	cancelOps()
 	wg.Wait()
 	for _, s := range r.slots {
 		s.settleQueued()

@@ -58,10 +58,11 @@ type slot struct {
 	atr    []byte
 	params T1Parameters
 
-	busy      bool               // a card operation is in flight
-	answering bool               // the worker is writing the answer of the last operation
-	opCancel  context.CancelFunc // cancels the operation in flight
-	opAborted bool               // the operation in flight was aborted
+	busy      bool       // a card operation is in flight
+	answering bool       // the worker is writing the answer of the last operation
+	op        *opContext // the context of the operation in flight
+	spare     *opContext // reused for the next operation while never cancelled
+	opAborted bool       // the operation in flight was aborted
 
 	abort    abortState
 	abortSeq byte
@@ -104,8 +105,8 @@ func (s *slot) resetExchange() {
 
 // cancelOp cancels the operation in flight, if any. Called with mu held.
 func (s *slot) cancelOp() {
-	if s.opCancel != nil {
-		s.opCancel()
+	if s.op != nil {
+		s.op.cancel()
 	}
 }
 
@@ -211,8 +212,7 @@ func (s *slot) finish(j job, res result, out []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.busy, s.answering = false, true
-	s.opCancel()
-	s.opCancel = nil
+	s.op = nil
 	aborted := s.opAborted
 	s.opAborted = false
 	s.r.busySlots.Add(-1)
@@ -263,4 +263,37 @@ func (s *slot) finish(j job, res result, out []byte) []byte {
 func appendDataBlock(out []byte, slot, seq, status, chain byte, data []byte) []byte {
 	out = appendHeader(out, MsgDataBlock, uint32(len(data)), slot, seq, [3]byte{status, 0, chain})
 	return append(out, data...)
+}
+
+// opContext is the context of one card operation. Unlike context.WithCancel it is not linked to its parent:
+// Serve cancels the operation in flight itself when it ends. A slot reuses an opContext for its next
+// operation until one is cancelled, so an XfrBlock round trip allocates nothing.
+type opContext struct {
+	parent context.Context
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+func newOpContext(parent context.Context) *opContext {
+	return &opContext{parent: parent, done: make(chan struct{})}
+}
+
+func (c *opContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+func (c *opContext) Done() <-chan struct{}       { return c.done }
+func (c *opContext) Value(key any) any           { return c.parent.Value(key) }
+
+func (c *opContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *opContext) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = context.Canceled
+		close(c.done)
+	}
 }
