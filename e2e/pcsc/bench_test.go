@@ -66,6 +66,9 @@ func requireE2E(t *testing.T) {
 	if !enabled() {
 		t.Skip("end-to-end test: run with -e2e or CCIDGADGET_E2E=1 (needs root, pcscd, vsmartcard-vpcd, scdaemon, opensc)")
 	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the end-to-end tests need root: each pcscd runs in its own mount namespace (unshare --mount)")
+	}
 	for _, tool := range []string{"pcscd", "unshare", "gpg", "gpg-connect-agent", "gpgconf", "opensc-tool", "openpgp-tool", "pkcs11-tool", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: install pcscd vsmartcard-vpcd scdaemon gnupg opensc openssl", tool)
@@ -260,8 +263,7 @@ func (b *bench) waitCard() {
 		if b.card.exited() {
 			t.Fatalf("ccid-gadget vpcd exited:\n%s", b.card.out)
 		}
-		out, err := b.cmd("opensc-tool", "--reader", "0", "--atr").CombinedOutput()
-		return err == nil && bytes.HasPrefix(bytes.TrimSpace(out), []byte("3b"))
+		return b.cardPresent()
 	})
 }
 
@@ -280,6 +282,15 @@ func (b *bench) stopCard() {
 	if err := b.card.stop(); err != nil {
 		b.t.Fatalf("ccid-gadget vpcd: %v\n%s", err, b.card.out)
 	}
+	// pcscd notices the removal at its next presence poll; wait for it, so
+	// that a card started next is a new insertion and not a race with it.
+	waitFor(b.t, "card absent in pcscd", func() bool { return !b.cardPresent() })
+}
+
+// cardPresent asks pcscd (through OpenSC) whether the vpcd reader has a card.
+func (b *bench) cardPresent() bool {
+	out, err := b.cmd("opensc-tool", "--reader", "0", "--atr").CombinedOutput()
+	return err == nil && bytes.HasPrefix(bytes.TrimSpace(out), []byte("3b"))
 }
 
 func (b *bench) shutdown() {

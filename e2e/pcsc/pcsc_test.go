@@ -370,4 +370,23 @@ func TestFactoryReset(t *testing.T) {
 	}
 	// The default PINs work again.
 	b.agent("SCD SERIALNO", "SCD GENKEY --force 1")
+	if f := colon(b.cardStatus(), "fpr"); len(f) < 2 || f[1] == "" {
+		t.Fatalf("no signature key after generating one with the default PINs: %q", f)
+	}
+
+	// The same offline: ccid-gadget card reset, then the card comes back empty.
+	b.run(nil, "gpgconf", "--kill", "all")
+	b.stopCard()
+	out := b.run(nil, binary, "card", "reset", "--state", b.state)
+	if !strings.Contains(out, "factory reset") {
+		t.Errorf("card reset printed %q", out)
+	}
+	b.startCard()
+	st = b.cardStatus()
+	if f := colon(st, "fpr"); len(f) > 1 && f[1] != "" {
+		t.Errorf("signature key survived ccid-gadget card reset: %q", f)
+	}
+	if r := colon(st, "pinretry"); len(r) < 4 || r[1] != "3" || r[3] != "3" {
+		t.Errorf("pinretry %q after card reset, want 3:x:3", r)
+	}
 }
