@@ -16,7 +16,7 @@ var (
 	ErrSlotFull    = errors.New("ccid: slot already holds a card")
 	ErrSlotEmpty   = errors.New("ccid: slot holds no card")
 	ErrServing     = errors.New("ccid: reader already serving a transport")
-	errNilTransort = errors.New("ccid: nil transport")
+	errNilTransport = errors.New("ccid: nil transport")
 )
 
 // CardError is an error a Card may return to choose the bError the host sees for a failed PowerOn or Transmit.
@@ -205,7 +205,7 @@ func (r *Reader) queue(b []byte) {
 // been cancelled and their cards have returned.
 func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	if t == nil {
-		return errNilTransort
+		return errNilTransport
 	}
 	if !r.serving.TryLock() {
 		return ErrServing
