@@ -12,10 +12,10 @@ import (
 
 // Errors returned by Reader methods.
 var (
-	ErrNoSlot      = errors.New("ccid: no such slot")
-	ErrSlotFull    = errors.New("ccid: slot already holds a card")
-	ErrSlotEmpty   = errors.New("ccid: slot holds no card")
-	ErrServing     = errors.New("ccid: reader already serving a transport")
+	ErrNoSlot       = errors.New("ccid: no such slot")
+	ErrSlotFull     = errors.New("ccid: slot already holds a card")
+	ErrSlotEmpty    = errors.New("ccid: slot holds no card")
+	ErrServing      = errors.New("ccid: reader already serving a transport")
 	errNilTransport = errors.New("ccid: nil transport")
 )
 
