@@ -589,3 +589,32 @@ func TestResponseHonoursLe(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceGetsContext: the Presence check runs under Transmit's context, so the reader's abort (a cancelled
+// context) ends the wait and Transmit reports it.
+func TestPresenceGetsContext(t *testing.T) {
+	started := make(chan struct{})
+	c := newTestCard(t, Options{Presence: presenceFunc(func(ctx context.Context, op Operation) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	})})
+	c.verifyPW3()
+	c.setAttrs(roleAut, "ed25519")
+	c.generate(roleAut)
+	c.ok("00 DA 00 D8 02 0120")
+	c.verifyPW1()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Transmit(ctx, Command{INS: 0x88, Data: signInput("ed25519"), Ne: 256}.Bytes())
+		done <- err
+	}()
+	<-started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Transmit after cancel: %v", err)
+	}
+	// The card still works afterwards.
+	c.ok("00 CA 00 6E 000000")
+}
