@@ -5,7 +5,20 @@
 // The tests run only with -e2e or CCIDGADGET_E2E=1 and need root (pcscd's
 // socket is fixed at /run/pcscd, so each test's pcscd runs in its own mount
 // namespace with a private /run/pcscd) and the Debian packages pcscd,
-// vsmartcard-vpcd, scdaemon, gnupg, opensc and openssl.
+// vsmartcard-vpcd, scdaemon, gnupg, opensc and openssl. Run them with
+//
+//	CCIDGADGET_E2E=1 go test -count=1 ./e2e/pcsc
+//	go test -count=1 ./e2e/pcsc -e2e -run TestCertificates -v
+//
+// pcscd 1.9.9 ignores PCSCLITE_CSOCK_NAME (only the client library reads it),
+// so a private pcscd needs its own /run/pcscd: it runs under
+// `unshare --mount` with the test's directory bound there, and the clients
+// (scdaemon, OpenSC) find it through PCSCLITE_CSOCK_NAME. Its reader.conf.d
+// holds only a vpcd reader on a free port, so the tests neither disturb nor
+// depend on a system pcscd. GnuPG gets the card PINs from a scripted
+// pinentry (the real agent-to-pinentry path), which also counts the
+// requests, so a test can prove that no PIN was asked. When a test fails,
+// the card's log (-v), pcscd's log and scdaemon's debug log are printed.
 package pcsc_test
 
 import (
