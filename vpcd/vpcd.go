@@ -83,17 +83,24 @@ func (c *Client) Run(ctx context.Context) error {
 	log := c.logger()
 	var d net.Dialer
 	backoff := minB
+	failing := false // the last attempt failed too: log only the first of a streak
 	for {
 		start := time.Now()
 		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
+		switch {
+		case err == nil:
+			failing = false
 			log.Info("vpcd: connected", "addr", addr)
 			err = Serve(ctx, conn, c.Card, log)
 			conn.Close()
 			if ctx.Err() == nil {
 				log.Warn("vpcd: connection ended", "addr", addr, "err", err)
 			}
-		} else if ctx.Err() == nil {
+		case ctx.Err() != nil:
+		case !failing:
+			failing = true
+			log.Warn("vpcd: cannot connect; is pcscd running with the vpcd reader? retrying", "addr", addr, "err", err)
+		default:
 			log.Debug("vpcd: dial failed", "addr", addr, "err", err)
 		}
 		if ctx.Err() != nil {
