@@ -79,6 +79,8 @@ type session struct {
 	decRole int // key used by PSO:DECIPHER (MSE B8): roleDec or roleAut
 	autRole int // key used by INTERNAL AUTHENTICATE (MSE A4): roleAut or roleDec
 
+	kdfPW3 []byte // the initial PW3 hash of a KDF-DO written in this session (see putKDF)
+
 	chain   *chain // command chain being received
 	pending []byte // response bytes waiting for GET RESPONSE
 }

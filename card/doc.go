@@ -61,9 +61,14 @@
 // 0104 (PW3); D3 and D5 are write-only (6A88). C1–C3 accept exactly what FA lists for the slot (algo.Supported);
 // a different value deletes that slot's key, fingerprint, date and (signature slot) counter in the same
 // transaction. C4 takes one byte (or up to the whole DO, of which only the first byte counts): 00 PW1 valid for
-// one signature, 01 for several. Writing F9 does not touch the PINs: GnuPG re-keys them itself on non-Gnuk cards
-// (CHANGE REFERENCE DATA 83, VERIFY 83, RESET RETRY COUNTER 81, PUT DATA D3 empty), and a card that also did so
-// would desynchronise. 7F74 is 81 01 20 (button) when Options.Presence is set, 81 01 00 otherwise; a UIF flag
+// one signature, 01 for several. Writing F9 with the initial hashes 87/88 sets PW1 and PW3 to them and removes the
+// resetting code, in one transaction, because GnuPG 2.2 (Debian 12) writes only F9 and then sends hashed PINs
+// (checked with gpg 2.2.40 over vpcd: kdf-setup, key generation, sign, decrypt). Newer GnuPG re-keys the card
+// itself afterwards (CHANGE REFERENCE DATA 83 old ‖ hashed default, VERIFY 83, RESET RETRY COUNTER 81, PUT
+// DATA D3 empty); in the session that wrote F9, with PW3 still verified, a CHANGE REFERENCE DATA 83 to exactly
+// the 88 hash is answered 9000 without comparing, since PW3 already is that hash, so both versions work.
+// Writing 81 01 00 after KDF was on restores the default PINs. A KDF-DO without 87/88 leaves the PINs alone.
+// Keys survive all of this: the data key is rewrapped under the new PINs. 7F74 is 81 01 20 (button) when Options.Presence is set, 81 01 00 otherwise; a UIF flag
 // (D6–D8 01 or 02; 02 only a factory reset clears) makes the card ask Presence before that key's operation and
 // answer 6982 when not confirmed.
 //

@@ -1,6 +1,7 @@
 package card
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/ccidgadget/ccidgadget/store"
@@ -173,6 +174,11 @@ func (c *Card) changeReferenceData(cmd Command) StatusWord {
 	}
 	if len(cmd.Data) == 0 {
 		return SWWrongLength
+	}
+	if h := c.s.kdfPW3; p == store.PW3 && c.s.pw3 && h != nil && len(cmd.Data) > len(h) &&
+		bytes.Equal(cmd.Data[len(cmd.Data)-len(h):], h) {
+		// Newer GnuPG re-keying after its KDF-DO write: PW3 already is this hash (putKDF).
+		return SWNoError
 	}
 	dk, newPIN, sw := c.splitOld(p, cmd.Data)
 	if sw != SWNoError {

@@ -136,8 +136,8 @@ func (c *Card) putData(cmd Command) StatusWord {
 		if len(v) > 0 && d.valid != nil && !d.valid(v) {
 			return d.invalid
 		}
-		if tag == tagKDF && bytes.Equal(v, kdfNone) {
-			v = nil
+		if tag == tagKDF {
+			return c.putKDF(v)
 		}
 		return c.update(func(tx *store.Tx) error { return tx.SetDO(tag, v) })
 	}
@@ -178,6 +178,83 @@ func (c *Card) putData(cmd Command) StatusWord {
 // update runs fn in one store transaction and maps its error.
 func (c *Card) update(fn func(tx *store.Tx) error) StatusWord {
 	return c.sw(c.st.Update(fn))
+}
+
+// kdfField returns the value of one field (81..88) of a KDF-DO, or nil.
+func kdfField(kdf []byte, tag uint16) []byte {
+	for rest := kdf; len(rest) > 0; {
+		t, v, r, err := readTLV(rest)
+		if err != nil {
+			return nil
+		}
+		if t == tag {
+			return v
+		}
+		rest = r
+	}
+	return nil
+}
+
+// kdfOn reports whether a KDF-DO value selects a KDF (81 01 03).
+func kdfOn(kdf []byte) bool {
+	v := kdfField(kdf, 0x81)
+	return len(v) == 1 && v[0] != 0
+}
+
+// putKDF writes the KDF-DO F9 (§4.3.2) and keeps the PINs usable by every GnuPG:
+//
+//   - Switching KDF on with the initial hashes 87 (PW1) and 88 (PW3) sets PW1 and PW3 to those hashes and removes
+//     the resetting code, in the same transaction: GnuPG 2.2 (Debian 12) writes only F9 and from then on sends
+//     hashed PINs, as Gnuk and YubiKey expect (the default PINs, hashed).
+//   - Newer GnuPG then re-keys the card itself: CHANGE REFERENCE DATA 83 (its old admin PIN ‖ the hashed default),
+//     VERIFY 83, RESET RETRY COUNTER 81, PUT DATA D3 empty. Its CHANGE REFERENCE DATA would fail against PW3
+//     already hashed, so while the session that wrote F9 keeps PW3 verified, a CHANGE REFERENCE DATA 83 whose new
+//     PIN is exactly the 88 hash is answered 9000 without comparing the old one: PW3 already has that value.
+//   - Switching KDF off (81 01 00) after it was on sets the default PINs 123456 / 12345678 again and removes the
+//     resetting code; writing 81 01 00 when KDF is off changes nothing.
+//
+// A KDF-DO without initial hashes is stored and the PINs stay: the host re-keys them.
+func (c *Card) putKDF(v []byte) StatusWord {
+	if !c.s.pw3 || c.s.dk == nil {
+		return SWSecurityStatusNotSatisfied
+	}
+	dk := c.s.dk
+	on := len(v) > 0 && kdfOn(v)
+	pw1, pw3 := kdfField(v, 0x87), kdfField(v, 0x88)
+	sw := c.update(func(tx *store.Tx) error {
+		wasOn := kdfOn(tx.DO(tagKDF))
+		stored := v
+		if !on {
+			stored = nil
+		}
+		if err := tx.SetDO(tagKDF, stored); err != nil {
+			return err
+		}
+		var newPW1, newPW3 []byte
+		switch {
+		case on && pw1 != nil && pw3 != nil:
+			newPW1, newPW3 = pw1, pw3
+		case !on && wasOn:
+			newPW1, newPW3 = []byte("123456"), []byte("12345678")
+		default:
+			return nil
+		}
+		if err := tx.SetPIN(store.PW1, newPW1, dk); err != nil {
+			return err
+		}
+		if err := tx.SetPIN(store.PW3, newPW3, dk); err != nil {
+			return err
+		}
+		return tx.SetPIN(store.RC, nil, nil)
+	})
+	if sw == SWNoError {
+		c.s.kdfPW3 = nil
+		if on && pw3 != nil {
+			c.s.kdfPW3 = append([]byte(nil), pw3...)
+		}
+		c.s.pw1Sign, c.s.pw1User = false, false // PW1 changed under the host's feet
+	}
+	return sw
 }
 
 // putAttributes changes C1–C3 (§4.4.3.10). The value must be one FA lists for that slot. A real change deletes

@@ -230,48 +230,82 @@ func TestTerminatePersists(t *testing.T) {
 	}
 }
 
-// TestGnuPGKDFSetup replays gpg-card kdf-setup for a card that is neither Gnuk nor YubiKey (app-openpgp.c
-// do_setattr KDF, research §1): VERIFY PW3, PUT DATA F9 (the 110-byte form), CHANGE REFERENCE DATA 83 to the
-// KDF-hashed admin PIN, VERIFY 83 with it, RESET RETRY COUNTER (P1=02) 81 to the hashed user PIN, PUT DATA D3
-// empty. Afterwards only the hashed PINs work, keys made before still open, and F9 reads back as written.
+// TestGnuPGKDFSetup replays the two ways GnuPG turns the KDF-DO on (kdf-setup, research §1 and the vpcd run
+// with Debian's GnuPG 2.2.40):
+//
+//   - gpg22: VERIFY PW3, PUT DATA F9; from then on gpg sends the KDF hashes of the PINs, starting from the hashed
+//     defaults it put in 87/88.
+//   - newer: the same, then CHANGE REFERENCE DATA 83 (old admin PIN ‖ hashed default), VERIFY 83, RESET RETRY
+//     COUNTER (P1=02) 81 to the hashed default user PIN, PUT DATA D3 empty.
+//
+// Both in the 110- and the 90-byte form. Afterwards only the hashed PINs work, the key made before still signs,
+// F9 reads back as written, and deleting F9 brings the default PINs back.
 func TestGnuPGKDFSetup(t *testing.T) {
-	for _, form := range []string{"110", "90"} {
-		t.Run(form, func(t *testing.T) {
-			c := newTestCard(t, Options{})
-			c.verifyPW3()
-			c.ok("00 DA 00 C1 0A 16 2B06010401DA470F01") // ed25519 signing key
-			c.ok("00 47 80 00 02 B600")
+	for _, gpg := range []string{"gpg22", "newer"} {
+		for _, form := range []string{"110", "90"} {
+			t.Run(gpg+"/"+form, func(t *testing.T) {
+				c := newTestCard(t, Options{})
+				c.verifyPW3()
+				c.ok("00 DA 00 C1 0A 16 2B06010401DA470F01") // ed25519 signing key
+				c.ok("00 47 80 00 02 B600 00")
+				c.ok("00 DA 00 D3 08 3837363534333231")
 
-			kdf := kdfDO(form == "110")
-			c.okb(Command{INS: 0xDA, P1: 0x00, P2: 0xF9, Data: kdf})
-			hashedPW3 := bytes.Repeat([]byte{0xA3}, 32)
-			hashedPW1 := bytes.Repeat([]byte{0xA1}, 32)
-			c.okb(Command{INS: 0x24, P1: 0, P2: 0x83, Data: append([]byte("12345678"), hashedPW3...)})
-			c.okb(Command{INS: 0x20, P1: 0, P2: 0x83, Data: hashedPW3})
-			c.okb(Command{INS: 0x2C, P1: 0x02, P2: 0x81, Data: hashedPW1})
-			c.ok("00 DA 00 D3 00")
-
-			if got := c.ok("00 CA 00 F9 00"); !bytes.Equal(got, kdf) {
-				t.Fatalf("F9 read back %X", got)
-			}
-			c.powerCycle()
-			if _, sw := c.x("00 20 00 81 06 313233343536"); sw != 0x63C2 {
-				t.Fatalf("old PW1: %v", sw)
-			}
-			c.okb(Command{INS: 0x20, P1: 0, P2: 0x81, Data: hashedPW1})
-			c.okb(Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: bytes.Repeat([]byte{1}, 32), Ne: 256})
-			if _, sw := c.x("00 20 00 83 08 3132333435363738"); sw != 0x63C2 {
-				t.Fatalf("old PW3: %v", sw)
-			}
-			c.okb(Command{INS: 0x20, P1: 0, P2: 0x83, Data: hashedPW3})
-			// Deleting the KDF-DO with 81 01 00 leaves "no KDF".
-			c.ok("00 DA 00 F9 03 810100")
-			if got := c.ok("00 CA 00 F9 00"); !bytes.Equal(got, h("810100")) {
-				t.Fatalf("F9 after delete %X", got)
-			}
-			c.checkStore()
-		})
+				kdf := kdfDO(form == "110")
+				hashedPW1, hashedPW3 := kdfField(kdf, 0x87), kdfField(kdf, 0x88)
+				c.okb(Command{INS: 0xDA, P1: 0x00, P2: 0xF9, Data: kdf})
+				if gpg == "newer" {
+					c.okb(Command{INS: 0x24, P1: 0, P2: 0x83, Data: append([]byte("12345678"), hashedPW3...)})
+					c.okb(Command{INS: 0x20, P1: 0, P2: 0x83, Data: hashedPW3})
+					c.okb(Command{INS: 0x2C, P1: 0x02, P2: 0x81, Data: hashedPW1})
+					c.ok("00 DA 00 D3 00")
+				}
+				if got := c.ok("00 CA 00 F9 00"); !bytes.Equal(got, kdf) {
+					t.Fatalf("F9 read back %X", got)
+				}
+				if c4 := c.ok("00 CA 00 C4 00"); !bytes.Equal(c4[4:], h("03 00 03")) {
+					t.Fatalf("retry counters %X (the reset code must be gone)", c4[4:])
+				}
+				c.powerCycle()
+				if _, sw := c.x("00 20 00 81 06 313233343536"); sw != 0x63C2 {
+					t.Fatalf("unhashed PW1: %v", sw)
+				}
+				c.okb(Command{INS: 0x20, P1: 0, P2: 0x81, Data: hashedPW1})
+				c.okb(Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: bytes.Repeat([]byte{1}, 32), Ne: 256})
+				if _, sw := c.x("00 20 00 83 08 3132333435363738"); sw != 0x63C2 {
+					t.Fatalf("unhashed PW3: %v", sw)
+				}
+				c.okb(Command{INS: 0x20, P1: 0, P2: 0x83, Data: hashedPW3})
+				// The shortcut for newer GnuPG's CHANGE REFERENCE DATA lasts only for the session that wrote F9.
+				if _, sw := c.send(Command{INS: 0x24, P1: 0, P2: 0x83, Data: append([]byte("12345678"), hashedPW3...)}.Bytes()); sw != 0x63C2 {
+					t.Fatalf("CHANGE REFERENCE DATA with a wrong old PIN in a later session: %v", sw)
+				}
+				c.okb(Command{INS: 0x20, P1: 0, P2: 0x83, Data: hashedPW3})
+				// Deleting the KDF-DO with 81 01 00 leaves "no KDF" and the default PINs.
+				c.ok("00 DA 00 F9 03 810100")
+				if got := c.ok("00 CA 00 F9 00"); !bytes.Equal(got, h("810100")) {
+					t.Fatalf("F9 after delete %X", got)
+				}
+				c.verifyPW3()
+				c.verifySign()
+				c.okb(Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: bytes.Repeat([]byte{1}, 32), Ne: 256})
+				c.checkStore()
+			})
+		}
 	}
+}
+
+// TestKDFWithoutInitialHashes: a KDF-DO without 87/88 is stored and the PINs stay as they are (the host
+// re-keys them); writing 81 01 00 while KDF is off changes no PIN.
+func TestKDFWithoutInitialHashes(t *testing.T) {
+	c := newTestCard(t, Options{})
+	c.verifyPW3()
+	c.ok("00 24 00 83 10 3132333435363738 3837363534333231")
+	c.ok("00 DA 00 F9 03 810100")
+	c.ok("00 20 00 83 08 3837363534333231")
+	c.ok("00 DA 00 F9 16 810103 820108 830400010000 8408 0102030405060708")
+	c.powerCycle()
+	c.ok("00 20 00 83 08 3837363534333231")
+	c.verifyPW1()
 }
 
 // kdfDO builds a KDF-DO as GnuPG's gen_kdf_data does: 110 bytes (salts for PW1, RC and PW3) or 90 bytes (one

@@ -49,7 +49,7 @@
 // github.com/ProtonMail/go-crypto/brainpool (the OpenPGP implementation Go programs use, whose brainpool support
 // GnuPG-compatible tools rely on) gives them as elliptic.Curve values; crypto/ecdsa still signs and verifies
 // with any elliptic.Curve through its generic big.Int path, and ECDH is a ScalarMult after an on-curve check.
-// That arithmetic is not constant time and is about 30 times slower than P-256: brainpool keys are offered for
+// That arithmetic is not constant time and is 30 to 50 times slower than P-256: brainpool keys are offered for
 // compatibility; prefer the NIST curves or Curve25519.
 //
 // Ed448 and X448 are in neither either. github.com/cloudflare/circl (sign/ed448, dh/x448), which
