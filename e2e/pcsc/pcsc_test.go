@@ -390,3 +390,33 @@ func TestFactoryReset(t *testing.T) {
 		t.Errorf("pinretry %q after card reset, want 3:x:3", r)
 	}
 }
+
+// TestKDFSetup: GnuPG's kdf-setup (card-edit) switches the card to the
+// KDF-DO; afterwards gpg hashes every PIN before sending it, and on-card key
+// generation, signing and decryption still work with the same PINs typed.
+func TestKDFSetup(t *testing.T) {
+	b := newBench(t)
+	b.dialog(script(map[string][]string{
+		"cardedit.prompt": {"admin", "kdf-setup", "quit"},
+	}), "--card-edit")
+	human := b.gpg("--card-status")
+	if !strings.Contains(human, "KDF setting ......: on") {
+		t.Fatalf("KDF not on after kdf-setup:\n%s", human)
+	}
+	b.agent("SCD SERIALNO", "SCD SETATTR KEY-ATTR --force 1 22 ed25519", "SCD SETATTR KEY-ATTR --force 2 18 cv25519")
+	b.dialog(script(map[string][]string{
+		"cardedit.prompt":               {"admin", "generate", "quit"},
+		"cardedit.genkeys.backup_enc":   {"n"},
+		"cardedit.genkeys.replace_keys": {"y"},
+		"keygen.valid":                  {"0"},
+		"keygen.name":                   {"KDF Holder"},
+		"keygen.email":                  {"kdf@example.org"},
+		"keygen.comment":                {""},
+	}), "--card-edit")
+	b.signVerifyEncryptDecrypt("kdf@example.org")
+	// The PINs on the card are no longer the typed ones: a raw VERIFY with
+	// the plain default PIN fails.
+	if r := b.apdus("00 20 00 81 06 313233343536"); sw(r[0]) == "9000" {
+		t.Error("plain PW1 accepted after kdf-setup: the card did not switch to hashed PINs")
+	}
+}
