@@ -140,3 +140,27 @@ func BenchmarkDecipher(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGenerate is GENERATE ASYMMETRIC KEY PAIR: generation, sealing and the committed transaction.
+func BenchmarkGenerate(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		role int
+	}{{"rsa2048", roleSig}, {"nistp256s", roleSig}, {"ed25519", roleSig}, {"cv25519", roleDec}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := benchCard(b, store.FastKDF)
+			c.verifyPW3()
+			if tc.name != "rsa2048" {
+				c.setAttrs(tc.role, tc.name)
+			}
+			crt := []string{"B600", "B800", "A400"}[tc.role]
+			apdu := Command{INS: 0x47, P1: 0x80, Data: h(crt), Ne: 65536, Extended: true}.Bytes()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, sw := c.send(apdu); sw != SWNoError {
+					b.Fatal(sw)
+				}
+			}
+		})
+	}
+}

@@ -235,10 +235,7 @@ func (c *Card) privateOp(r int, op string, fn func(algo.PrivateKey) ([]byte, err
 		k, err = c.loadKey(tx, r)
 		return err
 	}); err != nil {
-		if sw := c.sw(err); sw != SWMemoryFailure {
-			return nil, sw
-		}
-		return nil, SWMemoryFailure
+		return nil, c.sw(err)
 	}
 	out, err := fn(k)
 	if err != nil {
