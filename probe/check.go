@@ -897,6 +897,7 @@ func (c *checker) haltRecovery(ctx context.Context, s *session) (Verdict, string
 	_, err = s.dev.BulkIn(tctx, make([]byte, s.mps))
 	cancel()
 	stalled := errors.Is(err, ErrStall)
+	s.note("in", nil, fmt.Sprintf("bulk-IN read while halted: %v", err))
 	tctx, cancel = s.ctx(ctx, s.timeout)
 	err = s.dev.ClearHalt(tctx, s.in.Address)
 	cancel()

@@ -214,7 +214,7 @@ func printEntry(w io.Writer, e listEntry) {
 		fmt.Fprintf(w, " (serial %s)", d.Serial)
 	}
 	if d.Speed != "" {
-		fmt.Fprintf(w, ", %s", d.Speed)
+		fmt.Fprintf(w, ", %s speed", d.Speed)
 	}
 	fmt.Fprintf(w, ", bcdDevice %x.%02x\n", d.BcdDevice>>8, d.BcdDevice&0xFF)
 	fmt.Fprintf(w, "  configuration %d, interface %d alt %d: class 0x%02X subclass 0x%02X protocol 0x%02X, %d endpoints",
