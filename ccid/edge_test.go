@@ -6,9 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ccidgadget/ccidgadget/ccid"
 	"github.com/ccidgadget/ccidgadget/ccid/ccidtest"
@@ -194,5 +197,87 @@ func TestServeContextCancelsCard(t *testing.T) {
 	close(tr.frames)
 	if err := <-done; !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 		t.Errorf("Serve = %v", err)
+	}
+}
+
+// overlapTransport fails the test if two WriteFrame calls ever overlap.
+type overlapTransport struct {
+	*ccidtest.Transport
+	active, overlaps atomic.Int32
+}
+
+func (t *overlapTransport) WriteFrame(ctx context.Context, f []byte) error {
+	if t.active.Add(1) > 1 {
+		t.overlaps.Add(1)
+	}
+	runtime.Gosched() // widen the window
+	defer t.active.Add(-1)
+	return t.Transport.WriteFrame(ctx, f)
+}
+
+// TestSingleWriter runs time extensions on three busy slots (real timers, 1 ms) while the dispatcher answers
+// other commands: writes never overlap and every frame arrives whole.
+func TestSingleWriter(t *testing.T) {
+	cfg := ccid.DefaultConfig()
+	cfg.Descriptor.MaxSlotIndex = 3
+	cfg.Descriptor.MaxCCIDBusySlots = 3
+	cfg.TimeExtensionInterval = time.Millisecond
+	r, err := ccid.NewReader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cards := []*ccidtest.Card{ccidtest.NewCard(nil), ccidtest.NewCard(nil), ccidtest.NewCard(nil)}
+	tr := &overlapTransport{Transport: ccidtest.NewTransport()}
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, tr) }()
+	for i, c := range cards {
+		if err := r.Insert(i, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Exchange(ctx, ccid.NewIccPowerOn(byte(i), 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cards {
+		c.Block()
+		if err := tr.SendMessage(ctx, ccid.NewXfrBlock(byte(i), 1, 0, 0, []byte{byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+		<-c.Started()
+	}
+	// The host reads bulk-IN all the time, as libusb keeps a transfer queued.
+	got := make(chan error, 1)
+	go func() {
+		for answers := 0; answers < 198+3; {
+			m, err := tr.RecvMessage(ctx)
+			if err != nil {
+				got <- err
+				return
+			}
+			if m.Status() != 0x80 { // not a time extension
+				answers++
+			}
+		}
+		got <- nil
+	}()
+	for seq := 2; seq < 200; seq++ {
+		if err := tr.SendMessage(ctx, ccid.NewGetSlotStatus(3, byte(seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range cards {
+		if err := c.Release(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	<-done
+	if n := tr.overlaps.Load(); n != 0 {
+		t.Errorf("%d overlapping writes", n)
 	}
 }
