@@ -126,7 +126,7 @@ func (in Info) String() string {
 	line("PW1 for signing", "%s", map[bool]string{true: "valid for several signatures", false: "once per signature"}[in.PW1Multiple])
 	line("signatures", "%d", in.SignatureCount)
 	for occ, n := range in.CertLengths {
-		line(fmt.Sprintf("certificate %d (%s)", occ, []string{"auth", "decrypt", "sign"}[occ]), "%d bytes", n)
+		line(fmt.Sprintf("cert %d (%s)", occ, []string{"auth", "decrypt", "sign"}[occ]), "%d bytes", n)
 	}
 	line("KDF-DO", "%s", map[bool]string{true: "on", false: "off"}[in.KDF])
 	if in.Terminated {
