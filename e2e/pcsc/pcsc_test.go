@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -419,4 +420,54 @@ func TestKDFSetup(t *testing.T) {
 	if r := b.apdus("00 20 00 81 06 313233343536"); sw(r[0]) == "9000" {
 		t.Error("plain PW1 accepted after kdf-setup: the card did not switch to hashed PINs")
 	}
+}
+
+// TestSSH: the authentication key serves SSH through gpg-agent's ssh-agent
+// emulation: ssh-add lists it and ssh-keygen -Y signs with it (INTERNAL
+// AUTHENTICATE on the card), and the signature verifies.
+func TestSSH(t *testing.T) {
+	b := newBench(t)
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen not installed (Debian package openssh-client)")
+	}
+	write(t, filepath.Join(b.home, "gpg-agent.conf"), readFile(t, filepath.Join(b.home, "gpg-agent.conf"))+"enable-ssh-support\n")
+	b.agent("SCD SERIALNO", "SCD SETATTR KEY-ATTR --force 3 22 ed25519", "SCD GENKEY --force 3")
+	b.run(nil, "gpgconf", "--kill", "all")
+	b.cardStatus() // the agent learns the card's keys
+	sock := strings.TrimSpace(b.run(nil, "gpgconf", "--list-dirs", "agent-ssh-socket"))
+	b.env = append(b.env, "SSH_AUTH_SOCK="+sock)
+	keys := b.run(nil, "ssh-add", "-L")
+	var pub string
+	for _, l := range strings.Split(keys, "\n") {
+		if strings.HasPrefix(l, "ssh-ed25519 ") && strings.Contains(l, "cardno:") {
+			pub = l
+		}
+	}
+	if pub == "" {
+		t.Fatalf("ssh-add -L does not list the card's key:\n%s", keys)
+	}
+	pubFile, data := filepath.Join(b.dir, "id_card.pub"), filepath.Join(b.dir, "ssh-data")
+	write(t, pubFile, pub+"\n")
+	write(t, data, "signed over SSH by the authentication key\n")
+	before := b.pinRequests()
+	b.run(nil, "ssh-keygen", "-Y", "sign", "-f", pubFile, "-n", "file", data)
+	if b.pinRequests() == before {
+		t.Error("no PIN asked: the signature did not come from the card")
+	}
+	allowed := filepath.Join(b.dir, "allowed_signers")
+	f := strings.Fields(pub)
+	write(t, allowed, "holder@example.org "+f[0]+" "+f[1]+"\n")
+	out, err := b.try([]byte(readFile(t, data)), "ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "holder@example.org", "-n", "file", "-s", data+".sig")
+	if err != nil || !strings.Contains(out, "Good") {
+		t.Errorf("ssh-keygen -Y verify: %v\n%s", err, out)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
