@@ -28,6 +28,7 @@ type transport struct {
 	maxFrame      int
 	log           *slog.Logger
 	pkt           []byte
+	frame         []byte // reused: the reader keeps no frame past the next ReadFrame (ccid.Transport)
 
 	wmu sync.Mutex // one writer at a time, so a time extension never splits a response
 }
@@ -60,7 +61,8 @@ func newTransport(in, out endpoint, maxMessage uint32, log *slog.Logger) (*trans
 // many bytes or the host ends the transfer with a short packet; hosts send no ZLP after a message that fills
 // its last packet. A stray ZLP or a first packet shorter than a header is dropped. A transfer that ends early
 // is returned as it came (shorter than its dwLength), for the reader to refuse; one longer than the reader's
-// dwMaxCCIDMessageLength is read to its end and returned cut at that length.
+// dwMaxCCIDMessageLength is read to its end and returned cut at that length. The frame is valid until the next
+// call.
 func (t *transport) ReadFrame(ctx context.Context) ([]byte, error) {
 	for {
 		n, err := t.readPacket(ctx)
@@ -78,8 +80,7 @@ func (t *transport) ReadFrame(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			total = math.MaxInt // dwLength beyond int: read to the end of the transfer
 		}
-		frame := make([]byte, 0, min(total, t.maxFrame, 4096))
-		frame = append(frame, t.pkt[:min(n, t.maxFrame)]...)
+		frame := append(t.frame[:0], t.pkt[:min(n, t.maxFrame)]...)
 		got, short := n, n < t.mpsOut
 		for got < total && !short {
 			n, err := t.readPacket(ctx)
@@ -92,6 +93,7 @@ func (t *transport) ReadFrame(ctx context.Context) ([]byte, error) {
 			got += n
 			short = n < t.mpsOut
 		}
+		t.frame = frame
 		if got != total {
 			t.log.Warn("gadget: bulk-out transfer length differs from its header", "got", got, "dwLength+10", total)
 		}
