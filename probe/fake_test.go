@@ -59,7 +59,17 @@ func (i interceptor) Answer(_ context.Context, frame []byte, write func([]byte) 
 
 func newUSBReader(t testing.TB, desc ccid.ClassDescriptor, clock ccid.Clock, te time.Duration) *usbReader {
 	t.Helper()
-	u := &usbReader{t: t, tr: ccidtest.NewTransport(), card: ccidtest.NewCard(nil), mps: 64, halted: map[byte]bool{}}
+	c := ccidtest.NewCard(nil)
+	c.Respond(openPGPCard)
+	u := newUSBReaderCard(t, desc, clock, te, c)
+	u.card = c
+	return u
+}
+
+// newUSBReaderCard is newUSBReader with card c in slot 0.
+func newUSBReaderCard(t testing.TB, desc ccid.ClassDescriptor, clock ccid.Clock, te time.Duration, c ccid.Card) *usbReader {
+	t.Helper()
+	u := &usbReader{t: t, tr: ccidtest.NewTransport(), mps: 64, halted: map[byte]bool{}}
 	cfg := ccid.DefaultConfig()
 	cfg.Descriptor = desc
 	cfg.Clock = clock
@@ -82,8 +92,7 @@ func newUSBReader(t testing.TB, desc ccid.ClassDescriptor, clock ccid.Clock, te 
 			{Address: 0x02, Attributes: 2, MaxPacketSize: 64},
 			{Address: 0x83, Attributes: 3, MaxPacketSize: 8, Interval: 16},
 		}}}
-	u.card.Respond(openPGPCard)
-	if err := r.Insert(0, u.card); err != nil {
+	if err := r.Insert(0, c); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
