@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The crash test re-executes the test binary as a child that runs one VerifyPIN and is killed with SIGKILL at a
@@ -287,9 +285,6 @@ func TestUpdatePowerCut(t *testing.T) {
 		}
 		delay := time.Duration(rng.Int64N(int64(full))) + time.Microsecond
 		lines, _ := runChild(t, path, "", delay, envCrashOp+"=update")
-		if hasScrubBucket(t, path) {
-			states["(scrub cut short)"]++
-		}
 		state := crashState(t, path)
 		states[state]++
 		where := fmt.Sprintf("kill %d after %v (report %q)", i, delay, lines)
@@ -337,16 +332,4 @@ func crashState(t *testing.T, path string) string {
 	}
 	t.Fatalf("inconsistent state: key %x, DO 0101 %q, PW1 %s", key, do, pw1)
 	return ""
-}
-
-func hasScrubBucket(t *testing.T, path string) bool {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("state after kill: %v", err)
-	}
-	defer db.Close()
-	var found bool
-	db.View(func(btx *bolt.Tx) error { found = btx.Bucket(bktScrub) != nil; return nil })
-	return found
 }

@@ -34,7 +34,6 @@
 //	cert  occurrence byte 0..2 -> DER certificate, 1..65535 bytes
 //	pin   PIN byte (0 PW1, 1 RC, 2 PW3) -> PIN record, 134 bytes
 //	key   role byte (0 SIG, 1 DEC, 2 AUT, 3 AES) -> key record
-//	scrub exists only between the two transactions of a free-page scrub; Open deletes a leftover one
 //
 // PIN record (version 1):
 //
@@ -104,11 +103,12 @@
 // reuses it, so "overwrite then delete" is impossible through its API. What the package does instead:
 // private keys are only ever written sealed, so old pages hold only ciphertext; a factory reset starts a new epoch
 // and a new data key, so old wraps and blobs are useless even where they survive; and after any transaction that
-// removed a key blob or a wrap (DeleteKey, PutKey over a key, SetPIN, FactoryReset), Update overwrites all free
-// pages with random bytes (one transaction fills a scratch bucket until bbolt has reused every free page, the
-// next deletes it), so in particular the data key wrapped under the default PIN 123456 does not linger after the
-// user changes it. Limits: pages held by a read transaction open at that moment are missed, and flash storage
-// (SD cards) keeps old blocks below the file system where no software can reach them.
+// removed a key blob or a wrap (DeleteKey, PutKey over a key, SetPIN, FactoryReset), Update overwrites every free
+// page with random bytes in place (pwrite + fsync inside a write transaction that is rolled back; it allocates
+// nothing, so the file does not grow), so in particular the data key wrapped under the default PIN 123456 does not
+// linger after the user changes it. While a View is open the scrub is postponed to the end of the next Update
+// (a page freed a moment ago may still be in that View's snapshot). Flash storage (SD cards) keeps old blocks
+// below the file system where no software can reach them.
 //
 // # Threat model
 //

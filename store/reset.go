@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -68,36 +69,54 @@ func (tx *Tx) resetSecrets() error {
 	return storePIN(tx.btx, RC, &pinRecord{max: DefaultMaxRetries})
 }
 
-// scrubFreePages overwrites the file's free pages with random bytes: bbolt never rewrites a page in place, so a
-// deleted record's bytes stay in a freed page until bbolt reuses it. One transaction fills a scratch bucket with
-// enough random values that bbolt must reuse every free page (two values per page), the next deletes it. Pages
-// still held by an open read transaction are missed; so is anything the storage medium keeps (flash wear
-// levelling).
+// scrubFreePages overwrites every free page of the file with random bytes: bbolt never rewrites a page in place,
+// so a deleted record's bytes stay in a freed page until bbolt happens to reuse it. It runs inside a write
+// transaction (so no writer allocates meanwhile) that it rolls back (so it changes nothing bbolt knows about), and
+// writes the pages with pwrite on a second descriptor of the file, then fsyncs.
+//
+// Why this is safe: at the start of a write transaction with no read transaction open, bbolt has released every
+// pending page, so each page its free list names belongs to no tree that any current or future transaction can
+// see (bbolt itself overwrites exactly these pages in its next commit). If a read transaction (View) is open, a
+// pending page may still be in its view; then the scrub is postponed to the end of the next Update.
 func (s *Store) scrubFreePages() error {
-	st := s.db.Stats()
-	n := st.FreePageN + st.PendingPageN
-	if n == 0 {
-		return nil
-	}
-	scratch := bktScrub
 	err := s.db.Update(func(btx *bolt.Tx) error {
-		b, err := btx.CreateBucket(scratch)
+		if s.readers.Load() != 0 {
+			s.scrubPending.Store(true)
+			return errRollback
+		}
+		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
-		b.FillPercent = 1
-		size := btx.DB().Info().PageSize * 45 / 100
-		for i := 0; i < 2*n+4; i++ {
-			v := make([]byte, size)
-			rand.Read(v)
-			if err := b.Put(u32(uint32(i)), v); err != nil {
+		defer f.Close()
+		ps := int64(btx.DB().Info().PageSize)
+		junk := make([]byte, ps)
+		hwm := int(btx.Size() / ps)
+		wrote := false
+		for id := 2; id < hwm; id++ {
+			info, err := btx.Page(id)
+			if err != nil {
+				return err
+			}
+			if info == nil || info.Type != "free" {
+				continue
+			}
+			rand.Read(junk)
+			if _, err := f.WriteAt(junk, int64(id)*ps); err != nil {
+				return err
+			}
+			wrote = true
+		}
+		if wrote {
+			if err := f.Sync(); err != nil {
 				return err
 			}
 		}
-		return nil
+		s.scrubPending.Store(false)
+		return errRollback
 	})
-	if err != nil {
-		return err
+	if err == errRollback {
+		return nil
 	}
-	return s.db.Update(func(btx *bolt.Tx) error { return btx.DeleteBucket(scratch) })
+	return err
 }

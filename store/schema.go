@@ -26,7 +26,6 @@ var (
 	bktKey  = []byte("key")
 
 	allBuckets = [][]byte{bktMeta, bktDO, bktCert, bktPIN, bktKey}
-	bktScrub   = []byte("scrub") // scratch bucket of scrubFreePages; exists only between its two transactions
 
 	keySchema         = []byte("schema")
 	keySerial         = []byte("serial")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -96,6 +97,9 @@ type Store struct {
 	path string
 	opts Options
 	log  *slog.Logger
+
+	readers      atomic.Int32 // View calls in progress: the free-page scrub waits for none
+	scrubPending atomic.Bool  // a scrub was postponed because a View was open
 }
 
 // Tx is one transaction: read-only inside View, read-write inside Update. It must not be used after fn returns.
@@ -167,11 +171,6 @@ func (s *Store) init() error {
 		if err := s.checkDeviceSecret(meta); err != nil {
 			return err
 		}
-		if btx.Bucket(bktScrub) != nil { // a scrub was cut short: finish it
-			if err := btx.DeleteBucket(bktScrub); err != nil {
-				return err
-			}
-		}
 		return migrate(btx)
 	})
 }
@@ -233,8 +232,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. Keep it short and never call Update or VerifyPIN from inside it: a
+// commit that must grow bbolt's memory map waits until every open read transaction ends.
 func (s *Store) View(fn func(*Tx) error) error {
+	s.readers.Add(1)
+	defer s.readers.Add(-1)
 	return s.db.View(func(btx *bolt.Tx) error {
 		return fn(&Tx{s: s, btx: btx})
 	})
@@ -242,8 +244,8 @@ func (s *Store) View(fn func(*Tx) error) error {
 
 // Update runs fn in one read-write transaction: all of fn's changes are committed (and fsynced) together, or none
 // if fn returns an error or panics. After a commit that deleted or replaced a key blob (DeleteKey, PutKey over an
-// existing key, FactoryReset), Update also overwrites the file's free pages with random bytes (see the package
-// doc); a failure there is logged, not returned, since the change itself is committed.
+// existing key, SetPIN, FactoryReset), Update also overwrites the file's free pages with random bytes (see the
+// package doc); a failure there is logged, not returned, since the change itself is committed.
 func (s *Store) Update(fn func(*Tx) error) error {
 	var scrub bool
 	err := s.db.Update(func(btx *bolt.Tx) error {
@@ -257,7 +259,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if scrub {
+	if scrub || s.scrubPending.Load() {
 		if err := s.scrubFreePages(); err != nil {
 			s.log.Warn("store: scrubbing free pages failed", "path", s.path, "err", err)
 		}
