@@ -85,17 +85,17 @@
 // # Cost
 //
 // DefaultKDF is Argon2id with 1 pass over 16 MiB and 1 lane: 16 MiB fits a Pi Zero's 512 MiB many times over and
-// one lane matches its single core. One derivation (BenchmarkDerivePIN) costs 33 ms on this development machine
-// (2-core Xeon VM, amd64) and 218 ms for a GOARCH=arm GOARM=6 build under qemu-arm-static on the same machine;
-// on a Pi Zero (ARM1176, 1 GHz, no 64-bit arithmetic) it is estimated, not measured, at 0.5-1 s. VERIFY pays it
-// once; SetPIN once per PIN; creating a file or a factory reset twice (PW1 and PW3). Measured here with
-// `go test -run '^$' -bench . ./store`:
+// one lane matches its single core. One derivation (BenchmarkDerivePIN) costs 20-50 ms on this development
+// machine (2-core Xeon VM shared with other jobs, amd64) and 0.2-0.55 s for a GOARCH=arm GOARM=6 build under
+// qemu-arm-static on the same machine; on a real Pi Zero (ARM1176, 1 GHz, no 64-bit arithmetic) it is estimated,
+// not measured, at 0.5-1 s. VERIFY pays it once; SetPIN once per PIN; creating a file or a factory reset twice
+// (PW1 and PW3). Measured here with `go test -run '^$' -bench . -count=3 ./store` (ranges over runs):
 //
-//	VerifyPIN, DefaultKDF (derivation + 2 commits)   41 ms
-//	VerifyPIN, FastKDF                                3.9 ms
-//	Update with one SetDO (one fsynced commit)       1.1 ms
-//	PutKey over an existing key (+ free-page scrub)  22 ms
-//	Key (open a sealed 1200-byte key)                 6.5 µs
+//	VerifyPIN, DefaultKDF (derivation + 2 commits)     31-52 ms
+//	VerifyPIN, FastKDF                                  4-8 ms
+//	Update with one SetDO (one fsynced commit)          1.1-2.2 ms
+//	PutKey over an existing key (+ free-page scrub)     2-4 ms
+//	Key (open a sealed 1200-byte key)                   6-13 µs
 //
 // # Deleting secrets
 //
