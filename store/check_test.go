@@ -192,3 +192,14 @@ func TestOpenFlippedBytes(t *testing.T) {
 	}
 	t.Logf("%d corrupted files refused, %d opened (flips in free or unused bytes)", failed, opened)
 }
+
+func TestOpenForeignBboltFile(t *testing.T) {
+	path := t.TempDir() + "/other.db"
+	withRawFile(t, path, func(btx *bolt.Tx) error {
+		_, err := btx.CreateBucket([]byte("something else"))
+		return err
+	})
+	if _, err := Open(path, Options{KDF: FastKDF}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open of another program's bbolt file: %v, want ErrCorrupt", err)
+	}
+}

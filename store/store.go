@@ -163,7 +163,7 @@ func (s *Store) init() error {
 	return s.db.Update(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bktMeta)
 		if meta == nil {
-			if btx.Bucket(bktDO) != nil || btx.Bucket(bktPIN) != nil || btx.Bucket(bktKey) != nil {
+			if k, _ := btx.Cursor().First(); k != nil { // buckets but no meta: not a file we created
 				return fmt.Errorf("%w: meta bucket missing", ErrCorrupt)
 			}
 			return s.create(btx)
