@@ -334,6 +334,23 @@ func (b *bench) shutdown() {
 	}
 }
 
+// killAgent stops gpg-agent and scdaemon and waits until the agent's
+// sockets are gone: an agent started next could otherwise lose its sockets
+// to the old one's clean-up.
+func (b *bench) killAgent() {
+	b.t.Helper()
+	socks := strings.Fields(b.run(nil, "gpgconf", "--list-dirs", "agent-socket") + " " + b.run(nil, "gpgconf", "--list-dirs", "agent-ssh-socket"))
+	b.run(nil, "gpgconf", "--kill", "all")
+	waitFor(b.t, "gpg-agent's sockets removed", func() bool {
+		for _, s := range socks {
+			if _, err := os.Stat(s); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // pinLog is the file the scripted pinentry appends each PIN request to.
 func (b *bench) pinLog() string { return filepath.Join(b.dir, "pinentry.log") }
 

@@ -68,7 +68,7 @@ func TestCardStatus(t *testing.T) {
 func TestPCSCDRestart(t *testing.T) {
 	b := newBench(t)
 	b.agent("SCD SERIALNO", "SCD SETATTR DISP-NAME Restart<<Test")
-	b.run(nil, "gpgconf", "--kill", "all")
+	b.killAgent()
 	for range 2 {
 		if err := b.pcscd.stop(); err != nil {
 			t.Fatalf("pcscd: %v", err)
@@ -78,7 +78,7 @@ func TestPCSCDRestart(t *testing.T) {
 		if n := colon(b.cardStatus(), "name"); len(n) < 2 || n[1] != "Test" || n[2] != "Restart" {
 			t.Errorf("name after pcscd restart: %q", n)
 		}
-		b.run(nil, "gpgconf", "--kill", "all")
+		b.killAgent()
 	}
 	if b.card.exited() {
 		t.Fatal("ccid-gadget vpcd exited when pcscd went away")
@@ -208,7 +208,7 @@ func TestOpenSC(t *testing.T) {
 	b := newBench(t)
 	b.agent("SCD SERIALNO", "SCD SETATTR KEY-ATTR --force 3 1 rsa2048", "SCD GENKEY --force 3")
 	serial := colon(b.cardStatus(), "serial")[1]
-	b.run(nil, "gpgconf", "--kill", "all")
+	b.killAgent()
 
 	out := b.run(nil, "openpgp-tool", "--card-info", "--key-info")
 	t.Logf("openpgp-tool --card-info --key-info:\n%s", out)
@@ -284,7 +284,7 @@ func TestCertificates(t *testing.T) {
 	}
 
 	// A fresh agent and scdaemon: no PIN cached, none verified on the card.
-	b.run(nil, "gpgconf", "--kill", "all")
+	b.killAgent()
 	b.setPINs("", "") // a PIN request would now fail
 	before := b.pinRequests()
 	read3 := filepath.Join(b.dir, "read3.der")
@@ -317,7 +317,7 @@ func TestCertificates(t *testing.T) {
 	}
 
 	// OpenSC reads all three too (IDs 01 SIG, 02 DEC, 03 AUT), no PIN.
-	b.run(nil, "gpgconf", "--kill", "all")
+	b.killAgent()
 	for i := range certs {
 		pem := filepath.Join(b.dir, fmt.Sprintf("opensc%d.pem", i+1))
 		b.run(nil, "pkcs15-tool", "--read-certificate", fmt.Sprintf("%02d", i+1), "--output", pem)
@@ -376,7 +376,7 @@ func TestFactoryReset(t *testing.T) {
 	}
 
 	// The same offline: ccid-gadget card reset, then the card comes back empty.
-	b.run(nil, "gpgconf", "--kill", "all")
+	b.killAgent()
 	b.stopCard()
 	out := b.run(nil, binary, "card", "reset", "--state", b.state)
 	if !strings.Contains(out, "factory reset") {
@@ -432,9 +432,11 @@ func TestSSH(t *testing.T) {
 	}
 	write(t, filepath.Join(b.home, "gpg-agent.conf"), readFile(t, filepath.Join(b.home, "gpg-agent.conf"))+"enable-ssh-support\n")
 	b.agent("SCD SERIALNO", "SCD SETATTR KEY-ATTR --force 3 22 ed25519", "SCD GENKEY --force 3")
-	b.run(nil, "gpgconf", "--kill", "all")
+	// One agent for the whole test: killing it and starting another races
+	// with the old one removing its sockets, the ssh one included.
 	b.cardStatus() // the agent learns the card's keys
 	sock := strings.TrimSpace(b.run(nil, "gpgconf", "--list-dirs", "agent-ssh-socket"))
+	waitFor(t, "gpg-agent's ssh socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	b.env = append(b.env, "SSH_AUTH_SOCK="+sock)
 	keys := b.run(nil, "ssh-add", "-L")
 	var pub string
