@@ -16,7 +16,8 @@ var aidPrefix = []byte{0xD2, 0x76, 0x00, 0x01, 0x24, 0x01}
 // historical are the historical bytes, also DO 5F52 (ISO/IEC 7816-4 §8.1.1, OpenPGP card 3.4.1 §6):
 //
 //	00          category indicator: status indicator in the last three bytes
-//	31 C5       card service data: selection by full and partial DF name, EF.DIR/EF.ATR present, MF present
+//	31 C5       card service data: selection by full and partial DF name (the value SmartPGP, canokey and the
+//	            OpenPGP v2 reference cards send; GnuPG, OpenSC and pcscd accept it)
 //	73 C0 01 C0 card capabilities: DF selection by full and partial name; data coding 01;
 //	            command chaining (80) and extended Lc/Le (40)
 //	05 90 00    life cycle status 05 (operational, activated) and SW 9000
