@@ -167,6 +167,17 @@ func (r *Reader) ReportHardwareError(slot, seq, code byte) error {
 	return nil
 }
 
+// Notify queues a raw interrupt-IN message, such as a NotifySlotChange whose bits do not match the slots'
+// state (fault injection, trace replay). It must start with bMessageType 0x50 or 0x51 and the slot state does
+// not change.
+func (r *Reader) Notify(msg []byte) error {
+	if len(msg) < 2 || (MessageType(msg[0]) != MsgNotifySlotChange && MessageType(msg[0]) != MsgHardwareError) {
+		return fmt.Errorf("ccid: notify: % X is not an interrupt message", msg)
+	}
+	r.queue(append([]byte(nil), msg...))
+	return nil
+}
+
 func (r *Reader) notifySlotChange(changed int) {
 	states := make([]SlotChange, len(r.slots))
 	for i, s := range r.slots {
