@@ -217,9 +217,11 @@ func (c *Card) command(ctx context.Context, cmd Command) ([]byte, StatusWord) {
 	}
 	c.s.pending = nil
 
-	if ch := c.s.chain; ch != nil {
-		if ch.ins != cmd.INS || ch.p1 != cmd.P1 || ch.p2 != cmd.P2 {
-			c.s.chain = nil
+	if ch := c.s.chain; ch != nil && (ch.ins != cmd.INS || ch.p1 != cmd.P1 || ch.p2 != cmd.P2) {
+		c.s.chain = nil
+		// A SELECT starts over (a client that died mid-chain must not spoil the next one's first command);
+		// anything else breaking a chain is refused.
+		if cmd.INS != insSelect {
 			return nil, SWLastCommandOfChainExpected
 		}
 	}

@@ -37,6 +37,7 @@ func TestStatusWords(t *testing.T) {
 		{name: "chain switches INS", setup: []string{pw3, "10 DA 00 5B 01 41"}, apdu: "00 DA 00 5E 01 41", sw: SWLastCommandOfChainExpected},
 		{name: "chain switches P2", setup: []string{pw3, "10 DA 00 5B 01 41"}, apdu: "00 DA 00 5E 01 41", sw: SWLastCommandOfChainExpected},
 		{name: "chain completes", setup: []string{pw3, "10 DA 00 5B 01 41"}, apdu: "00 DA 00 5B 01 42", sw: SWNoError},
+		{name: "SELECT ends a chain", setup: []string{pw3, "10 DA 00 5B 01 41"}, apdu: "00 A4 04 00 06 D27600012401", sw: SWNoError},
 		{name: "chain of GET DATA", apdu: "10 CA 00 6E 00", sw: SWCommandChainingNotSupported},
 
 		// SELECT.
