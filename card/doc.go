@@ -9,7 +9,8 @@
 //
 // ParseCommand decodes the four APDU cases in short and extended form and rejects (6700) any APDU whose length
 // fields do not account for exactly its bytes. Command chaining (CLA bit 10) joins the data of links that repeat
-// INS, P1 and P2 (another INS/P1/P2 mid-chain: 6883; chaining an INS that takes no data: 6884). A response
+// INS, P1 and P2 (another INS/P1/P2 mid-chain: 6883, except that a SELECT drops the chain and runs; chaining an
+// INS that takes no data: 6884). A response
 // longer than the host's Le — or, without Le, than 256 bytes for a short APDU — is returned in parts with 61xx
 // and GET RESPONSE (C0), in short and extended APDUs alike (a host's receive buffer may be just Le + 2 bytes:
 // PC/SC fails the whole exchange when the card sends more); any other command drops the rest. Classes other than 00/10 are refused: proprietary 6E00,
