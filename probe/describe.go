@@ -17,6 +17,7 @@ type Field struct {
 	Hosts   string `json:"hosts"`   // what libccid 1.5.2 and GnuPG 2.2 scdaemon do with it
 }
 
+// String prints the field on two lines: offset, name, value and meaning, then what the hosts do with it.
 func (f Field) String() string {
 	return fmt.Sprintf("%2d %-24s %-10s %s\n%30s%s", f.Offset, f.Name, fmt.Sprintf("0x%X", f.Value), f.Meaning, "", f.Hosts)
 }

@@ -18,6 +18,7 @@ type Frame struct {
 	Note string `json:"note,omitempty"`
 }
 
+// String prints the direction, the bytes in hex and the note.
 func (f Frame) String() string {
 	s := fmt.Sprintf("%-9s %s", f.Dir, f.Hex)
 	if f.Note != "" {

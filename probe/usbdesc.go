@@ -36,6 +36,7 @@ func (e Endpoint) In() bool { return e.Address&0x80 != 0 }
 // Type is the transfer type (Transfer* constants).
 func (e Endpoint) Type() byte { return e.Attributes & 3 }
 
+// String describes the endpoint the way lsusb names its fields.
 func (e Endpoint) String() string {
 	dir := "OUT"
 	if e.In() {
@@ -67,9 +68,13 @@ func (i Interface) IsCCID() bool {
 	return i.Class == 0x0B || (i.Class == 0xFF && len(i.Extra) == 54)
 }
 
-// BulkIn, BulkOut and InterruptIn return the first endpoint of that kind, or false.
-func (i Interface) BulkIn() (Endpoint, bool)      { return i.find(TransferBulk, true) }
-func (i Interface) BulkOut() (Endpoint, bool)     { return i.find(TransferBulk, false) }
+// BulkIn returns the first bulk IN endpoint, or false.
+func (i Interface) BulkIn() (Endpoint, bool) { return i.find(TransferBulk, true) }
+
+// BulkOut returns the first bulk OUT endpoint, or false.
+func (i Interface) BulkOut() (Endpoint, bool) { return i.find(TransferBulk, false) }
+
+// InterruptIn returns the first interrupt IN endpoint, or false.
 func (i Interface) InterruptIn() (Endpoint, bool) { return i.find(TransferInterrupt, true) }
 
 func (i Interface) find(t byte, in bool) (Endpoint, bool) {
