@@ -68,8 +68,6 @@ type Function struct {
 	// Owned by Run's goroutine.
 	sessCancel context.CancelFunc
 	sessDone   chan struct{}
-	bound      bool
-	enabled    bool
 
 	mu    sync.Mutex
 	stats Stats
@@ -246,13 +244,13 @@ func (f *Function) handle(runCtx context.Context, ev Event) {
 	f.count(func(s *Stats) { s.Events[ev.Type.String()]++ })
 	switch ev.Type {
 	case EventBind:
-		f.bound = true
 		f.log.Info("gadget: bound to UDC")
 	case EventUnbind:
-		f.bound = false
 		f.stopSession(true)
 		f.log.Info("gadget: unbound")
 	case EventEnable:
+		// SET_INTERFACE (scdaemon sends one) disables and re-enables the endpoints with no DISABLE event:
+		// ENABLE alone must end the current session too.
 		f.log.Info("gadget: endpoints enabled")
 		f.startSession(runCtx)
 	case EventDisable:
@@ -273,7 +271,7 @@ func (f *Function) startSession(runCtx context.Context) {
 	prev := f.sessDone
 	ctx, cancel := context.WithCancel(runCtx)
 	done := make(chan struct{})
-	f.sessCancel, f.sessDone, f.enabled = cancel, done, true
+	f.sessCancel, f.sessDone = cancel, done
 	go func() {
 		defer close(done)
 		defer cancel()
@@ -293,7 +291,6 @@ func (f *Function) startSession(runCtx context.Context) {
 // stopSession ends the current endpoint loops; with drop, it also discards queued notifications, which belong
 // to the host session that just ended.
 func (f *Function) stopSession(drop bool) {
-	f.enabled = false
 	if f.sessCancel != nil {
 		f.sessCancel()
 		f.sessCancel = nil

@@ -171,6 +171,21 @@ func TestSessionsAcrossDisableAndUnbind(t *testing.T) {
 	}
 }
 
+func TestEnableWithoutDisable(t *testing.T) {
+	// f_fs's set_alt (SET_INTERFACE) disables the endpoints and queues only ENABLE.
+	h := newHarness(t)
+	h.send(event(EventBind, Setup{}), event(EventEnable, Setup{}))
+	recv(t, h.r.served, "Serve")
+	h.exchange(0)
+	h.disable(EventEnable)
+	recv(t, h.r.ended, "first Serve end")
+	recv(t, h.r.served, "second Serve")
+	h.exchange(1)
+	if !h.endpoint(fileBulkOut, 0).isClosed() {
+		t.Error("first session's bulk-out not closed")
+	}
+}
+
 func TestNotifications(t *testing.T) {
 	h := newHarness(t)
 	h.send(event(EventBind, Setup{}), event(EventEnable, Setup{}))
