@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -182,6 +183,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := g.Remove(); err != nil {
+		if errors.Is(err, configfs.ErrInUse) {
+			return fmt.Errorf("gadget unbound, but an endpoint transfer was still in flight at exit, so FunctionFS stays mounted: run 'ccid-gadget down' now")
+		}
 		return err
 	}
 	log.Info("gadget down", "name", name, "stop_took", time.Since(time.Unix(0, stopping.Load())).Round(time.Millisecond))
