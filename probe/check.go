@@ -91,6 +91,7 @@ type checker struct {
 	atr        []byte // from the first PowerOn
 	openpgp    bool   // SELECT of the OpenPGP AID answered 90 00
 	challenge  int    // largest GET CHALLENGE (0: unsupported or unknown)
+	slowOK     bool   // the time-extension check passed
 	intrFrames []Frame
 }
 
@@ -153,6 +154,7 @@ func (c *checker) checks() []check {
 		{"abort-control-first", "ABORT: class request, then PC_to_RDR_Abort", c.abortControlFirst},
 		{"abort-bulk-first", "ABORT: PC_to_RDR_Abort, then class request", c.abortBulkFirst},
 		{"time-extension", "time extension while a slow command runs", c.timeExtension},
+		{"abort-in-flight", "ABORT of a running command: CMD_ABORTED, then SlotStatus", c.abortInFlight},
 		{"notify-slot-change", "NotifySlotChange on card removal and insertion", c.notify},
 		{"halt-recovery", "GetSlotStatus works after clearing an endpoint halt", c.haltRecovery},
 		{"bseq-echo", "every answer echoes bSeq", c.seqEcho},
@@ -808,8 +810,65 @@ func (c *checker) timeExtension(ctx context.Context, s *session) (Verdict, strin
 				more = mm.ChainParameter() == byte(ccid.ChainContinue)
 			}
 		}
+		c.slowOK = true
 		return Pass, fmt.Sprintf("%d time extensions in %v; gaps between frames %s", wtx, total.Round(time.Millisecond), strings.Join(ms, ", "))
 	}
+}
+
+// abortInFlight sends the slow APDU again and aborts it as GnuPG's abort_cmd does once the reader has sent a
+// time extension for it: the class request, then PC_to_RDR_Abort with the same bSeq. The command must end with
+// CMD_ABORTED (or its normal answer if it won the race), the Abort with a successful SlotStatus, and the slot must
+// work afterwards.
+func (c *checker) abortInFlight(ctx context.Context, s *session) (Verdict, string) {
+	if len(c.opts.SlowAPDUs) == 0 {
+		return NotApplicable, "needs a slow command (--slow-apdu or --slow-keygen-pw3)"
+	}
+	if !c.slowOK {
+		return NotApplicable, "the time-extension check did not pass, so no command is known to run long enough"
+	}
+	slow := c.opts.SlowAPDUs[len(c.opts.SlowAPDUs)-1]
+	cmd := ccid.NewXfrBlock(0, s.nextSeq(), 0, ccid.ChainNone, slow)
+	if err := s.send(ctx, cmd); err != nil {
+		return Fail, err.Error()
+	}
+	m, err := s.recv(ctx, c.opts.SlowTimeout)
+	if err != nil {
+		return Fail, "waiting for a time extension: " + err.Error()
+	}
+	if m.Seq != cmd.Seq || m.CommandStatus() != ccid.CommandTimeExtension {
+		return NotApplicable, fmt.Sprintf("the command answered (bStatus 0x%02X) before a time extension showed it running", m.Status())
+	}
+	seq := s.nextSeq()
+	if err := c.abortControl(ctx, s, seq); err != nil {
+		return Fail, err.Error()
+	}
+	outcome := ""
+	for outcome == "" {
+		m, err := s.recv(ctx, c.opts.SlowTimeout)
+		if err != nil {
+			return Fail, "after the ABORT class request: " + err.Error()
+		}
+		s.seqs = append(s.seqs, seqRecord{cmd: cmd.Type, rsp: m.Type, want: cmd.Seq, got: m.Seq})
+		switch {
+		case m.Seq != cmd.Seq || m.Type != ccid.MsgDataBlock:
+			return Fail, fmt.Sprintf("%s with bSeq 0x%02X while the aborted XfrBlock (bSeq 0x%02X) had no answer", m.Type, m.Seq, cmd.Seq)
+		case m.CommandStatus() == ccid.CommandTimeExtension:
+			continue
+		case m.CommandStatus() == ccid.CommandFailed && m.Error() == ccid.CmdAborted:
+			outcome = "answered CMD_ABORTED"
+		case m.CommandStatus() == ccid.CommandOK:
+			outcome = "finished before the abort reached it"
+		default:
+			return Fail, fmt.Sprintf("aborted command answered bStatus 0x%02X bError 0x%02X (%s), want CMD_ABORTED (0xFF)", m.Status(), byte(m.Error()), m.Error())
+		}
+	}
+	if err := c.abortBulk(ctx, s, seq); err != nil {
+		return Fail, err.Error()
+	}
+	if err := c.afterAbort(ctx, s); err != nil {
+		return Fail, err.Error()
+	}
+	return Pass, "time extension, ABORT class request and PC_to_RDR_Abort: the command " + outcome + "; SlotStatus OK; next command OK"
 }
 
 // ---- NotifySlotChange ----

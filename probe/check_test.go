@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ func runChecks(t *testing.T, u *usbReader, opts Options) map[string]Result {
 func TestRunAgainstOurReader(t *testing.T) {
 	u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 0)
 	res := runChecks(t, u, Options{})
-	wantNA := map[string]bool{"time-extension": true, "notify-slot-change": true}
+	wantNA := map[string]bool{"time-extension": true, "abort-in-flight": true, "notify-slot-change": true}
 	for _, id := range CheckIDs() {
 		r := res[id]
 		want := Pass
@@ -383,6 +385,78 @@ func TestNotifySlotChange(t *testing.T) {
 			}
 			if !drop && len(prompts) != 2 {
 				t.Errorf("prompts %q, want remove and insert", prompts)
+			}
+		})
+	}
+}
+
+// ctxCard answers like openPGPCard, except that the slow APDU waits: the first time until the test closes
+// release, later times until the reader cancels it (host ABORT).
+type ctxCard struct {
+	slow    []byte
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (c *ctxCard) PowerOn(context.Context) ([]byte, error) { return ccidOpenPGPATR, nil }
+func (c *ctxCard) PowerOff() error                         { return nil }
+func (c *ctxCard) Transmit(ctx context.Context, capdu []byte) ([]byte, error) {
+	switch {
+	case bytes.Equal(capdu, c.slow):
+		if c.calls.Add(1) == 1 {
+			<-c.release
+			return []byte{0x90, 0x00}, nil
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	case capdu[1] == 0x20:
+		return []byte{0x90, 0x00}, nil
+	}
+	return openPGPCard(capdu), nil
+}
+
+func TestAbortInFlight(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(f []byte) []byte
+		want   Verdict
+	}{
+		{"good", nil, Pass},
+		{"aborted command answered ICC_MUTE", func(f []byte) []byte {
+			if f[0] == byte(ccid.MsgDataBlock) && f[7] == 0x40 && f[8] == 0xFF {
+				f[8] = 0xFE
+			}
+			return f
+		}, Fail},
+		{"aborted command answered with another bSeq", func(f []byte) []byte {
+			if f[0] == byte(ccid.MsgDataBlock) && f[7] == 0x40 && f[8] == 0xFF {
+				f[6]++
+			}
+			return f
+		}, Fail},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &ctxCard{slow: keygen, release: make(chan struct{})}
+			u := newUSBReaderCard(t, ccid.DefaultDescriptor(), nil, 5*time.Millisecond, c)
+			var once sync.Once
+			u.set(func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[7]&0xC0 == 0x80 {
+						once.Do(func() { close(c.release) })
+					}
+					if tc.mutate != nil {
+						return tc.mutate(f)
+					}
+					return f
+				}
+			})
+			res := runChecks(t, u, Options{SlowAPDUs: [][]byte{verifyPW3, keygen}})
+			if r := res["time-extension"]; r.Verdict != Pass {
+				t.Fatalf("time-extension: %s (%s)", r.Verdict, r.Detail)
+			}
+			if r := res["abort-in-flight"]; r.Verdict != tc.want {
+				t.Errorf("abort-in-flight: %s (%s), want %s\n%s", r.Verdict, r.Detail, tc.want, evidence(r))
 			}
 		})
 	}
