@@ -54,8 +54,8 @@ type Injector struct {
 	rd      *ccid.Reader
 	card    ccid.Card
 	pending map[uint16]*firing // by bSlot<<8 | bSeq: the actions of commands in flight
-	held    []byte           // a withheld answer (stale)
-	dead    bool             // mute forever
+	held    []byte             // a withheld answer (stale)
+	dead    bool               // mute forever
 	powerOn map[byte]time.Time
 	wg      sync.WaitGroup
 }
@@ -406,4 +406,3 @@ func (c chain) Command(ctx context.Context, frame []byte) []byte {
 func (c chain) Answer(ctx context.Context, frame []byte, write func([]byte) error) error {
 	return c.inner.Answer(ctx, frame, func(f []byte) error { return c.outer.Answer(ctx, f, write) })
 }
-
