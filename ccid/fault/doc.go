@@ -7,9 +7,10 @@
 //
 // # Fault plans
 //
-// One rule per line; "#" starts a comment. A rule is matchers, a colon, and one action:
+// One rule per line; "#" starts a comment. A rule is matchers, a colon, and one or more actions separated by
+// semicolons, applied in the order written (delays in sequence, frame changes on the frame as changed so far):
 //
-//	MATCHER... : ACTION [ARGS...]
+//	MATCHER... : ACTION [ARGS...] [; ACTION [ARGS...]]...
 //
 // For every host command the rules are tried in order; the first whose matchers all hold and whose firing
 // budget is not spent fires, and only that one. `ccid-gadget up --faults PLAN` reads the plan; SIGHUP reloads it
@@ -35,7 +36,7 @@
 //	delay DUR                        send the answer DUR late (no time extensions meanwhile)
 //	wtx K [every DUR] [xM]           before the answer, K time-extension frames (bStatus 0x80, bError M,
 //	                                 default 1) DUR apart (default 1s); the answer follows the last one
-//	mute                             drop the command: no answer; the next command is served normally
+//	mute                             (alone in its rule) drop the command: no answer; the next command is served normally
 //	mute forever                     drop this and every later command until the plan is reloaded
 //	reply [icc=S] [cmd=C] [error=E] [status=0xNN] [data=HEX]
 //	                                 replace the answer by a frame of the same type and bSeq: S is active,
@@ -75,9 +76,7 @@
 // Examples:
 //
 //	# The PR533 on the embedded board: 2.7 s, then SW 6F01 with "present, inactive", then the card is gone.
-//	apdu=00A4040C07A0000002471001 once: reply status=0x01 data=6F01
-//	# ... (combine with a second rule on the next command, or use the trace replay for the exact timings)
-//	type=xfrblock exchange=4: remove
+//	apdu=00A4040C07A0000002471001 once: delay 2.7s; reply status=0x01 data=6F01; remove in 2.8s
 //	# A time-extension storm: pcscd waits 20 s, then gets the answer.
 //	apdu=0047* : wtx 20 every 1s
 //	# A mute card after 30 s of power.

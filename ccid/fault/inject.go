@@ -165,54 +165,63 @@ func (i *Injector) Command(ctx context.Context, frame []byte) []byte {
 		return frame
 	}
 	i.log.Info("fault: rule fires", "line", r.Line, "rule", r.Text, "command", t, "seq", seq)
-	a := r.Action
-	switch a.Kind {
-	case Mute:
-		if a.Forever {
-			i.mu.Lock()
-			i.dead = true
-			i.mu.Unlock()
-		}
-		return nil
-	case Remove, Insert:
-		if a.Duration == 0 {
-			i.cardAction(a.Kind, int(slot))
-			return frame
-		}
-		i.wg.Add(1)
-		go func() {
-			defer i.wg.Done()
-			if i.clk.Sleep(ctx, a.Duration) == nil {
-				i.cardAction(a.Kind, int(slot))
+	answerSide := false
+	for _, a := range r.Actions {
+		switch a.Kind {
+		case Mute:
+			if a.Forever {
+				i.mu.Lock()
+				i.dead = true
+				i.mu.Unlock()
 			}
-		}()
-		return frame
-	case HWError, Notify:
+			return nil
+		case Remove, Insert:
+			if a.Duration == 0 {
+				i.cardAction(a.Kind, int(slot))
+				continue
+			}
+			i.wg.Add(1)
+			go func() {
+				defer i.wg.Done()
+				if i.clk.Sleep(ctx, a.Duration) == nil {
+					i.cardAction(a.Kind, int(slot))
+				}
+			}()
+		case HWError, Notify:
+			i.interrupt(r, a, slot, seq)
+		default:
+			answerSide = true
+		}
+	}
+	if answerSide {
 		i.mu.Lock()
-		rd := i.rd
+		if len(i.pending) >= maxPending { // answers the reader never wrote (Serve ended)
+			clear(i.pending)
+		}
+		i.pending[key(slot, seq)] = &firing{seq: seq, rule: r}
 		i.mu.Unlock()
-		if rd == nil {
-			i.log.Warn("fault: no reader bound", "rule", r.Text)
-			return frame
-		}
-		var err error
-		if a.Kind == HWError {
-			err = rd.ReportHardwareError(slot, seq, a.Byte)
-		} else {
-			err = rd.Notify(a.Data)
-		}
-		if err != nil {
-			i.log.Warn("fault: interrupt message", "rule", r.Text, "err", err)
-		}
-		return frame
 	}
-	i.mu.Lock()
-	if len(i.pending) >= maxPending { // answers the reader never wrote (Serve ended)
-		clear(i.pending)
-	}
-	i.pending[key(slot, seq)] = &firing{seq: seq, rule: r}
-	i.mu.Unlock()
 	return frame
+}
+
+// interrupt queues a HardwareError or a raw interrupt message.
+func (i *Injector) interrupt(r *Rule, a Action, slot, seq byte) {
+	i.mu.Lock()
+	rd := i.rd
+	i.mu.Unlock()
+	if rd == nil {
+		i.log.Warn("fault: no reader bound", "rule", r.Text)
+		return
+	}
+	var err error
+	if a.Kind == HWError {
+		err = rd.ReportHardwareError(slot, seq, a.Byte)
+	} else {
+		err = rd.Notify(a.Data)
+	}
+	if err != nil {
+		i.log.Warn("fault: interrupt message", "rule", r.Text, "err", err)
+	}
 }
 
 func key(slot, seq byte) uint16 { return uint16(slot)<<8 | uint16(seq) }
@@ -268,30 +277,64 @@ func (i *Injector) Answer(ctx context.Context, frame []byte, write func([]byte) 
 	if f == nil {
 		return write(frame)
 	}
-	return i.act(ctx, f.rule.Action, frame, write)
+	return i.act(ctx, f.rule.Actions, frame, write)
 }
 
-// act applies an answer-side action to the final answer frame.
-func (i *Injector) act(ctx context.Context, a Action, frame []byte, write func([]byte) error) error {
+// act applies the answer-side actions of a rule, in order, to the final answer frame: delays and time
+// extensions happen in sequence, changes apply to the frame as changed so far, and the frame is then written
+// (twice for dup), withheld (stale) or dropped (usb halt bulk-in, disconnect, reenumerate).
+func (i *Injector) act(ctx context.Context, actions []Action, frame []byte, write func([]byte) error) error {
 	out := bytes.Clone(frame)
-	switch a.Kind {
-	case Delay:
-		if i.clk.Sleep(ctx, a.Duration) != nil {
-			return nil
-		}
-	case TimeExt:
-		wtx := make([]byte, ccid.HeaderSize)
-		copy(wtx, frame[:7])
-		binary.LittleEndian.PutUint32(wtx[1:], 0)
-		wtx[7], wtx[8] = ccid.CommandTimeExtension|frame[7]&0x03, a.Byte
-		for k := 0; k < a.Count; k++ {
+	dup, drop := false, false
+	for _, a := range actions {
+		switch a.Kind {
+		case Delay:
 			if i.clk.Sleep(ctx, a.Duration) != nil {
 				return nil
 			}
-			if err := write(wtx); err != nil {
-				return err
+		case TimeExt:
+			wtx := make([]byte, ccid.HeaderSize)
+			copy(wtx, out[:min(7, len(out))])
+			binary.LittleEndian.PutUint32(wtx[1:], 0)
+			wtx[7], wtx[8] = ccid.CommandTimeExtension|frame[7]&0x03, a.Byte
+			for k := 0; k < a.Count; k++ {
+				if i.clk.Sleep(ctx, a.Duration) != nil {
+					return nil
+				}
+				if err := write(wtx); err != nil {
+					return err
+				}
 			}
+		case Stale:
+			i.mu.Lock()
+			i.held = out
+			i.mu.Unlock()
+			return nil
+		case Duplicate:
+			dup = true
+		case SkipZLP, StrayZLP, Halt, Disconnect, Reenumerate:
+			if i.usbAction(ctx, a) {
+				drop = true
+			}
+		default:
+			out = change(a, out)
 		}
+	}
+	if drop {
+		return nil
+	}
+	if err := write(out); err != nil || !dup {
+		return err
+	}
+	return write(out)
+}
+
+// change applies a frame-changing action.
+func change(a Action, out []byte) []byte {
+	if len(out) < ccid.HeaderSize && a.Kind != Pad && a.Kind != Truncate {
+		return out // already truncated below the header
+	}
+	switch a.Kind {
 	case Reply:
 		st := out[7]
 		if a.StatusSet&1 != 0 {
@@ -317,20 +360,11 @@ func (i *Injector) act(ctx context.Context, a Action, frame []byte, write func([
 		}
 	case Inactive:
 		out[7] = out[7]&^0x03 | ccid.ICCInactive
-	case Stale:
-		i.mu.Lock()
-		i.held = out
-		i.mu.Unlock()
-		return nil
 	case BadSeq:
 		if a.SetSeq {
 			out[6] = a.Byte
 		} else {
 			out[6] += byte(a.Count)
-		}
-	case Duplicate:
-		if err := write(out); err != nil {
-			return err
 		}
 	case BadType:
 		out[0] = a.Byte
@@ -345,41 +379,37 @@ func (i *Injector) act(ctx context.Context, a Action, frame []byte, write func([
 			out = append(out, byte(k))
 		}
 		binary.LittleEndian.PutUint32(out[1:], uint32(len(out)-ccid.HeaderSize))
-	case SkipZLP, StrayZLP, Halt, Disconnect, Reenumerate:
-		return i.usbAction(ctx, a, out, write)
 	}
-	return write(out)
+	return out
 }
 
-// usbAction runs a USB fault through Options.USB. The answer is still written after skip-zlp and stray-zlp;
-// after halt bulk-in, disconnect and reenumerate it is dropped (the host cannot read it any more).
-func (i *Injector) usbAction(ctx context.Context, a Action, out []byte, write func([]byte) error) error {
+// usbAction runs a USB fault through Options.USB and reports whether the answer must be dropped (the host
+// cannot read it any more: after halt bulk-in, disconnect and reenumerate).
+func (i *Injector) usbAction(ctx context.Context, a Action) (drop bool) {
 	if i.usb == nil {
-		i.log.Warn("fault: no USB side to run the rule; answer sent unchanged", "action", a.Kind)
-		return write(out)
+		i.log.Warn("fault: no USB side to run the rule", "action", a.Kind)
+		return false
 	}
 	var err error
 	switch a.Kind {
 	case SkipZLP:
 		i.usb.SkipZLP()
-		return write(out)
 	case StrayZLP:
-		if err = i.usb.StrayZLP(ctx); err == nil {
-			return write(out)
-		}
+		err = i.usb.StrayZLP(ctx)
 	case Halt:
-		if err = i.usb.Halt(a.Endpoint); err == nil && a.Endpoint != BulkIn {
-			return write(out)
-		}
+		err = i.usb.Halt(a.Endpoint)
+		drop = a.Endpoint == BulkIn
 	case Disconnect:
 		err = i.usb.Disconnect(ctx, a.Duration)
+		drop = true
 	case Reenumerate:
 		err = i.usb.Reenumerate(ctx)
+		drop = true
 	}
 	if err != nil {
 		i.log.Warn("fault: USB action failed", "action", a.Kind, "err", err)
 	}
-	return nil
+	return drop
 }
 
 // Chain returns an interceptor that runs outer (nearer the host) around inner (nearer the reader): commands go

@@ -193,6 +193,12 @@ func TestActions(t *testing.T) {
 		{"skip-zlp", "any: usb skip-zlp", []string{plain}, nil, "skip-zlp"},
 		{"stray-zlp", "any: usb stray-zlp", []string{plain}, nil, "stray-zlp"},
 		{"halt bulk-out", "any: usb halt bulk-out", []string{plain}, nil, "halt bulk-out"},
+		{"PR533 embedded", "any: delay 2.7s; reply status=0x01 data=6F01", []string{"80 02000000 00 05 01 00 00 6F01"},
+			[]time.Duration{2700 * time.Millisecond}, ""},
+		{"wtx then sw then dup", "any: wtx 1 every 2s x2; sw 6F00 nodata; dup",
+			[]string{"80 00000000 00 05 80 02 00", "80 02000000 00 05 000000 6F00", "80 02000000 00 05 000000 6F00"},
+			[]time.Duration{2 * time.Second}, ""},
+		{"truncate then seq", "any: truncate 3; seq +1", []string{"80 0700"}, nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBench(t, strings.Replace(c.plan, "any:", "type=xfrblock:", 1))
@@ -309,6 +315,17 @@ func TestCardActions(t *testing.T) {
 		}
 		if n := b.notification(); !bytes.Equal(n, []byte{0x50, 0x03}) {
 			t.Fatalf("% X", n)
+		}
+	})
+	t.Run("remove with answer change", func(t *testing.T) {
+		b := newBench(t, "apdu=00B0*: remove in 100ms; delay 1s; sw 6F01")
+		b.card.Block()
+		b.send(ccid.NewIccPowerOn(0, 4, 0))
+		b.recv()
+		b.send(ccid.NewXfrBlock(0, 5, 0, 0, readBinary))
+		// Removed mid-APDU: the reader's 42 FE answer is not a DataBlock with data, so sw leaves it alone.
+		if got := b.recv(); !bytes.Equal(got, h("80 00000000 00 05 42 FE 00")) {
+			t.Fatalf("% X", got)
 		}
 	})
 	t.Run("hwerror and notify", func(t *testing.T) {

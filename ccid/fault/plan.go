@@ -39,7 +39,7 @@ type Rule struct {
 	Skip      int              // matches ignored before the rule fires
 	Limit     int              // fires at most this many times; 0: always
 
-	Action Action
+	Actions []Action // in the order written; at least one
 }
 
 // Kind names an action.
@@ -147,11 +147,22 @@ func parseRule(line string) (Rule, error) {
 	if err := r.parseMatchers(strings.Fields(head)); err != nil {
 		return r, err
 	}
-	a, err := parseAction(strings.Fields(tail))
-	if err != nil {
-		return r, err
+	for _, part := range strings.Split(tail, ";") {
+		a, err := parseAction(strings.Fields(part))
+		if err != nil {
+			return r, err
+		}
+		r.Actions = append(r.Actions, a)
 	}
-	r.Action = a
+	mutes := 0
+	for _, a := range r.Actions {
+		if a.Kind == Mute {
+			mutes++
+		}
+	}
+	if mutes > 0 && len(r.Actions) > 1 {
+		return r, errors.New("mute cannot be combined with other actions")
+	}
 	return r, nil
 }
 
@@ -345,7 +356,7 @@ func parseError(s string) (byte, error) {
 
 func parseAction(w []string) (Action, error) {
 	if len(w) == 0 {
-		return Action{}, errors.New(`no action after ":"`)
+		return Action{}, errors.New(`no action after ":" (or an empty one between ";")`)
 	}
 	a := Action{Kind: Kind(strings.ToLower(w[0]))}
 	args := w[1:]
@@ -359,6 +370,9 @@ func parseAction(w []string) (Action, error) {
 		default:
 			return a, fmt.Errorf("unknown usb action %q", a.Kind)
 		}
+	}
+	if a.Kind == "" {
+		return a, errors.New("empty action")
 	}
 	want := func(n int) error {
 		if len(args) != n {

@@ -27,23 +27,23 @@ any: usb disconnect 5s
 		t.Fatalf("%d rules", len(p.Rules))
 	}
 	r := p.Rules
-	if r[0].Line != 3 || r[0].Limit != 1 || r[0].Type != ccid.MsgXfrBlock || !r[0].APDUExact || r[0].Action.Kind != fault.Reply ||
-		r[0].Action.Status != 0x01 || string(r[0].Action.Data) != "\x6F\x01" {
+	if r[0].Line != 3 || r[0].Limit != 1 || r[0].Type != ccid.MsgXfrBlock || !r[0].APDUExact || r[0].Actions[0].Kind != fault.Reply ||
+		r[0].Actions[0].Status != 0x01 || string(r[0].Actions[0].Data) != "\x6F\x01" {
 		t.Errorf("rule 1 %+v", r[0])
 	}
-	if r[1].APDUExact || r[1].Action.Duration != 2700*time.Millisecond || r[1].Limit != 0 {
+	if r[1].APDUExact || r[1].Actions[0].Duration != 2700*time.Millisecond || r[1].Limit != 0 {
 		t.Errorf("rule 2 %+v", r[1])
 	}
-	if r[2].First != 3 || r[2].Last != 5 || r[2].Slot != 0 || r[2].Action.Count != 20 || r[2].Action.Byte != 2 || r[2].Action.Duration != time.Second {
+	if r[2].First != 3 || r[2].Last != 5 || r[2].Slot != 0 || r[2].Actions[0].Count != 20 || r[2].Actions[0].Byte != 2 || r[2].Actions[0].Duration != time.Second {
 		t.Errorf("rule 3 %+v", r[2])
 	}
 	if r[3].Type != ccid.MsgGetSlotStatus || r[3].After != 10*time.Second || r[3].Before != time.Minute || r[3].Limit != 3 || !r[3].Powered {
 		t.Errorf("rule 4 %+v", r[3])
 	}
-	if len(r[4].APDUMask) != 5 || r[4].Skip != 2 || !r[4].Action.NoData || r[4].Action.SW != [2]byte{0x69, 0x83} {
+	if len(r[4].APDUMask) != 5 || r[4].Skip != 2 || !r[4].Actions[0].NoData || r[4].Actions[0].SW != [2]byte{0x69, 0x83} {
 		t.Errorf("rule 5 %+v", r[4])
 	}
-	if r[5].Action.Kind != fault.Disconnect || r[5].Action.Duration != 5*time.Second {
+	if r[5].Actions[0].Kind != fault.Disconnect || r[5].Actions[0].Duration != 5*time.Second {
 		t.Errorf("rule 6 %+v", r[5])
 	}
 }
@@ -86,6 +86,8 @@ func TestParseErrors(t *testing.T) {
 		{"any: usb halt ep9", "want bulk-in"},
 		{"any: stale now", "takes 0 argument"},
 		{"any: mute\n\nany: bad\nany: worse", "line 3"},
+		{"any: delay 1s;", "empty one"},
+		{"any: mute; delay 1s", "mute cannot be combined"},
 	} {
 		_, err := fault.Parse(strings.NewReader(c.plan))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -111,7 +113,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, r := range p.Rules {
-			if r.Line < 1 || r.Action.Kind == "" || r.Last != 0 && r.Last < r.First {
+			if r.Line < 1 || len(r.Actions) == 0 || r.Actions[0].Kind == "" || r.Last != 0 && r.Last < r.First {
 				t.Fatalf("bad rule %+v", r)
 			}
 		}
