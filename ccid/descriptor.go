@@ -78,7 +78,8 @@ type ClassDescriptor struct {
 	Mechanical uint32
 	// Features is dwFeatures (Feature* constants). libccid takes the exchange level from the 0x70000 mask and
 	// skips PPS and SetParameters with 0x40; scdaemon sets auto_param on 0x40 (then sends GetParameters and
-	// SetParameters T=1 after PowerOn) and apdu_level 2 on 0x40000. The Reader requires the extended APDU level.
+	// SetParameters T=1 after PowerOn) and apdu_level 2 on 0x40000. The Reader works at the short (0x20000) or
+	// extended APDU level.
 	Features uint32
 	// MaxCCIDMessageLength is dwMaxCCIDMessageLength: the largest message, header included, in both directions.
 	// libccid splits commands into chunks of this minus 10 bytes; scdaemon reads bulk-IN into 2065 bytes, so
@@ -137,8 +138,17 @@ func (d ClassDescriptor) Validate() error {
 	if d.Protocols&ProtocolMaskT1 == 0 {
 		errs = append(errs, errors.New("dwProtocols must offer T=1 (scdaemon requires it)"))
 	}
-	if d.Features&FeatureLevelMask != FeatureLevelExtendedAPDU {
-		errs = append(errs, fmt.Errorf("dwFeatures 0x%08X: the reader works at short+extended APDU level (0x00040000) only", d.Features))
+	switch d.Features & FeatureLevelMask {
+	case FeatureLevelExtendedAPDU:
+	case FeatureLevelShortAPDU:
+		// The host sends each short APDU in one XfrBlock and reads each answer from one DataBlock (libccid
+		// CmdXfrBlockTPDU_T0), which is the extended level's unchained case when a short command fits.
+		if d.MaxCCIDMessageLength < HeaderSize+maxShortAPDU {
+			errs = append(errs, fmt.Errorf("dwMaxCCIDMessageLength %d: short APDU level needs %d for a whole short APDU",
+				d.MaxCCIDMessageLength, HeaderSize+maxShortAPDU))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("dwFeatures 0x%08X: the reader works at short (0x00020000) or short+extended (0x00040000) APDU level only", d.Features))
 	}
 	if d.MaxCCIDMessageLength < minMessageLength || d.MaxCCIDMessageLength > MaxHostMessageLength {
 		errs = append(errs, fmt.Errorf("dwMaxCCIDMessageLength %d outside %d..%d", d.MaxCCIDMessageLength, minMessageLength, MaxHostMessageLength))
@@ -154,6 +164,9 @@ func (d ClassDescriptor) Validate() error {
 	}
 	return nil
 }
+
+// maxShortAPDU is the largest short command APDU: CLA INS P1 P2, Lc, 255 bytes, Le.
+const maxShortAPDU = 4 + 1 + 255 + 1
 
 // minMessageLength keeps room for a 33-byte ATR and a status word in one message.
 const minMessageLength = 64
