@@ -176,6 +176,18 @@ func TestEachCheckCanFail(t *testing.T) {
 			fails: []string{"response-chaining"},
 		},
 		{
+			name: "first response block marked continue",
+			setup: func(u *usbReader) {
+				u.mutate = func(f []byte) []byte {
+					if f[0] == byte(ccid.MsgDataBlock) && f[9] == byte(ccid.ChainBegin) {
+						f[9] = byte(ccid.ChainContinue)
+					}
+					return f
+				}
+			},
+			fails: []string{"response-chaining"},
+		},
+		{
 			name:  "ABORT class request stalls",
 			setup: func(u *usbReader) { u.refuseAbort = true },
 			fails: []string{"abort-control-first", "abort-bulk-first"},

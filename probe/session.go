@@ -248,6 +248,9 @@ func (s *session) transmit(ctx context.Context, capdu []byte) (rapdu []byte, cha
 			if c == byte(ccid.ChainBegin) && len(chains) > 1 {
 				return nil, chains, fmt.Errorf("response block %d has bChainParameter 0x01 (begin) inside a chain", len(chains))
 			}
+			if c == byte(ccid.ChainContinue) && len(chains) == 1 {
+				return nil, chains, errors.New("the first response block has bChainParameter 0x03 (continue), want 0x01 (begin)")
+			}
 			cmd := ccid.NewXfrBlock(0, s.nextSeq(), 0, ccid.ChainEmpty, nil)
 			m, err := s.okExchange(ctx, cmd)
 			if err != nil {
