@@ -473,3 +473,28 @@ func TestAbortInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A reader that changes the slot only when a command arrives (a fault plan's remove/insert actions) is seen
+// because the check polls GetSlotStatus while it waits, as pcscd does.
+func TestNotifySlotChangeOnCommand(t *testing.T) {
+	u := newUSBReader(t, ccid.DefaultDescriptor(), nil, 0)
+	opts := Options{NotifyWait: 5 * time.Second, Prompt: func(msg string) {
+		u.set(func(u *usbReader) {
+			u.onCommand = func() {
+				var err error
+				if strings.HasPrefix(msg, "remove") {
+					err = u.reader.Remove(0)
+				} else {
+					err = u.reader.Insert(0, u.card)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}}
+	res := runChecks(t, u, opts)
+	if r := res["notify-slot-change"]; r.Verdict != Pass {
+		t.Errorf("notify-slot-change: %s (%s)\n%s", r.Verdict, r.Detail, evidence(r))
+	}
+}

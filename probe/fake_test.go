@@ -34,6 +34,7 @@ type usbReader struct {
 	haltSticks  bool                           // ClearHalt leaves the endpoint halted
 	dropNotify  bool                           // interrupt-IN never delivers
 	lastCmd     ccid.MessageType               // type of the last host frame
+	onCommand   func()                         // run once when the next GetSlotStatus arrives
 	packets     [][]byte
 	halted      map[byte]bool
 	outBuf      []byte
@@ -44,7 +45,16 @@ type interceptor struct{ u *usbReader }
 func (i interceptor) Command(_ context.Context, frame []byte) []byte {
 	i.u.mu.Lock()
 	i.u.lastCmd = ccid.MessageType(frame[0])
+	act := i.u.onCommand
+	if act != nil && i.u.lastCmd == ccid.MsgGetSlotStatus {
+		i.u.onCommand = nil
+	} else {
+		act = nil
+	}
 	i.u.mu.Unlock()
+	if act != nil {
+		act() // like a fault plan's remove/insert: the slot changes when a command arrives
+	}
 	return frame
 }
 
