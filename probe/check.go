@@ -714,7 +714,7 @@ func (c *checker) abortBulkFirst(ctx context.Context, s *session) (Verdict, stri
 		return Fail, err.Error()
 	}
 	if err := c.afterAbort(ctx, s); err != nil {
-		return Fail, err.Error()
+		return Fail, err.Error() + " (a reader that completes the class request's status stage before it pairs the request with PC_to_RDR_Abort fails here now and then)"
 	}
 	return Pass, fmt.Sprintf("PC_to_RDR_Abort and class request with bSeq 0x%02X; SlotStatus OK; next command OK", seq)
 }
