@@ -148,9 +148,15 @@ func (b *usbBackend) Open(sel probe.Selector) (device, error) {
 		info probe.Info
 	}
 	var all []found
+	var problems []string
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
 	for _, d := range devs {
 		is, err := describe(d)
-		if err == nil {
+		if err != nil {
+			problems = append(problems, err.Error())
+		} else {
 			for _, i := range is {
 				if sel.Match(i.VendorID, i.ProductID, i.Serial) {
 					all = append(all, found{d, i})
@@ -168,6 +174,8 @@ func (b *usbBackend) Open(sel probe.Selector) (device, error) {
 		}
 	}
 	switch {
+	case len(all) == 0 && len(problems) > 0:
+		return nil, fmt.Errorf("no CCID reader found; problems: %s", strings.Join(problems, "; "))
 	case len(all) == 0:
 		return nil, errors.New("no CCID reader found (see ccid-probe list; give --device VID:PID)")
 	case len(all) > 1:
