@@ -86,8 +86,9 @@ type Options struct {
 	// the reader-synthesised status words), which is replayed as recorded. Requires Live.
 	Mixed bool
 	Live  ccid.Card // the live card for DivergeCard and Mixed
-	// ATR is the answer to power-on when the trace logged none ("Card ATR:" line or an IccPowerOn exchange)
-	// and there is no live card. Nil gives the PC/SC contactless pseudo-ATR 3B 80 80 01 01 of the PR533 traces.
+	// ATR is the answer to power-on when the trace logged none ("Card ATR:" line or an IccPowerOn exchange).
+	// Nil gives the live card's ATR, or without one the contactless pseudo-ATR 3B 80 80 01 01 of the PR533
+	// traces.
 	ATR    []byte
 	Clock  Clock        // nil = RealClock
 	Logger *slog.Logger // nil = discard
@@ -397,23 +398,25 @@ func (r *Replayer) atr() []byte {
 // replayCard is the card behind a replaying slot.
 type replayCard struct{ r *Replayer }
 
-// PowerOn returns the recorded ATR, else the live card's, else Options.ATR.
+// PowerOn returns the recorded ATR, else Options.ATR, else the live card's (the live card is powered on too).
 func (c *replayCard) PowerOn(ctx context.Context) ([]byte, error) {
-	if atr := c.r.atr(); atr != nil {
-		if c.r.opt.Live != nil {
-			if _, err := c.r.opt.Live.PowerOn(ctx); err != nil {
-				return nil, err
-			}
-		}
-		return bytes.Clone(atr), nil
+	atr := c.r.atr()
+	if atr == nil {
+		atr = c.r.opt.ATR
 	}
 	if c.r.opt.Live != nil {
-		return c.r.opt.Live.PowerOn(ctx)
+		liveATR, err := c.r.opt.Live.PowerOn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if atr == nil {
+			return liveATR, nil
+		}
 	}
-	if c.r.opt.ATR != nil {
-		return bytes.Clone(c.r.opt.ATR), nil
+	if atr == nil {
+		atr = []byte{0x3B, 0x80, 0x80, 0x01, 0x01}
 	}
-	return []byte{0x3B, 0x80, 0x80, 0x01, 0x01}, nil
+	return bytes.Clone(atr), nil
 }
 
 // PowerOff powers the live card off too.
