@@ -156,12 +156,14 @@ func event(typ EventType, s Setup) []byte {
 
 // fakeReader echoes every frame back with its first byte set to 0x80 and records aborts.
 type fakeReader struct {
-	desc    ccid.ClassDescriptor
-	notes   chan []byte
-	served  chan ccid.Transport
-	ended   chan error
-	aborts  chan [2]byte
-	blockMu sync.Mutex
+	desc   ccid.ClassDescriptor
+	notes  chan []byte
+	served chan ccid.Transport
+	ended  chan error
+	aborts chan [2]byte
+	// abortOps, when set, also records each Abort in ep0's operation log.
+	abortOps chan string
+	blockMu  sync.Mutex
 }
 
 func newFakeReader() *fakeReader {
@@ -191,6 +193,11 @@ func (r *fakeReader) Serve(ctx context.Context, t ccid.Transport) error {
 	}
 }
 
-func (r *fakeReader) Abort(slot, seq byte)             { r.aborts <- [2]byte{slot, seq} }
+func (r *fakeReader) Abort(slot, seq byte) {
+	if r.abortOps != nil {
+		r.abortOps <- "abort" // ordered with ep0's operations
+	}
+	r.aborts <- [2]byte{slot, seq}
+}
 func (r *fakeReader) Notifications() <-chan []byte     { return r.notes }
 func (r *fakeReader) Descriptor() ccid.ClassDescriptor { return r.desc }

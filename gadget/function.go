@@ -378,11 +378,12 @@ func (f *Function) setup(s Setup) {
 	var err error
 	switch {
 	case s.RequestType == reqTypeClassOut && s.Request == reqAbort && s.Length == 0 && s.Index == 0:
+		// Hand the abort to the reader before completing the status stage: once the host sees the
+		// request succeed it may send its next command, which must not meet a half-paired abort.
+		f.count(func(st *Stats) { st.Aborts++ })
+		f.r.Abort(byte(s.Value), byte(s.Value>>8))
 		// Status stage: a zero-length read on ep0 (os.File.Read(nil) would make no system call).
-		if _, err = f.ep0.Read(nil); err == nil {
-			f.count(func(st *Stats) { st.Aborts++ })
-			f.r.Abort(byte(s.Value), byte(s.Value>>8))
-		}
+		_, err = f.ep0.Read(nil)
 	case s.RequestType == reqTypeClassIn && (s.Request == reqGetClocks || s.Request == reqGetDataRates) && s.Index == 0:
 		d := f.r.Descriptor()
 		list, count := d.ClockFrequencies, int(d.NumClockSupported)

@@ -217,8 +217,13 @@ func TestControlRequests(t *testing.T) {
 	h := newHarness(t)
 	h.send(event(EventBind, Setup{}))
 
-	// ABORT: status stage by a zero-length read, then the reader learns slot and sequence.
+	// ABORT: the reader learns slot and sequence before the status stage (a zero-length read) lets the host
+	// send its next command; the other order lets that command meet a half-paired abort (CMD_ABORTED).
+	h.r.abortOps = h.ep0.ops
 	h.send(event(EventSetup, Setup{RequestType: 0x21, Request: 0x01, Value: 0x2A00}))
+	if op := h.op(); op != "abort" {
+		t.Fatalf("ABORT: first %s, want the reader's Abort before the status stage", op)
+	}
 	if op := h.op(); op != "read0" {
 		t.Fatalf("ABORT answered with %s", op)
 	}
