@@ -15,8 +15,10 @@ APT_PKGS  := pcscd libccid scdaemon gnupg gpg-agent opensc pcsc-tools vsmartcard
 
 all: build
 
+# ccid-gadget is static (no cgo) for the device; ccid-probe runs on hosts and needs cgo and libusb.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ccid-gadget ./cmd/ccid-gadget
+	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ccid-probe ./cmd/ccid-probe
 
 # The Pi Zero (ARMv6, 32-bit) and 64-bit ARM boards; ccid-gadget has no cgo.
 cross:
@@ -29,7 +31,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null
 
 # test is what CI runs: every check below, in order of cost.
-test: check unit fuzz cross arm e2e-pcsc e2e
+test: check build unit fuzz cross arm e2e-pcsc e2e
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
