@@ -1,6 +1,8 @@
 package fault_test
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +119,38 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("bad rule %+v", r)
 			}
 		}
+	})
+}
+
+// FuzzInjector feeds arbitrary host and device frames to an injector whose plan holds every answer-side
+// action: no panic whatever the frames (short ones included).
+func FuzzInjector(f *testing.F) {
+	plan := `exchange=1: delay 1ms; wtx 2 every 1ms x3; reply icc=inactive error=ICC_MUTE data=6F01; sw 9000 nodata
+exchange=2: truncate 3; seq +1; type 0x81; pad 2; oversize 3; inactive; dup
+exchange=3: stale
+exchange=4: usb halt bulk-in
+any: truncate 0; sw 6F00; reply status=0xFF
+`
+	p, err := fault.Parse(strings.NewReader(plan))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{0x6F, 5, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xB0, 0, 0, 2}, []byte{0x80, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0x90, 0})
+	f.Add([]byte{0x65, 0, 0, 0, 0, 0, 1, 0, 0, 0}, []byte{0x81, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, cmd, ans []byte) {
+		inj := fault.NewInjector(p, fault.Options{Clock: &fakeClock{}, USB: &fakeUSB{}})
+		ctx := context.Background()
+		for k := 0; k < 6; k++ {
+			c := bytes.Clone(cmd)
+			if inj.Command(ctx, c) == nil {
+				continue
+			}
+			a := bytes.Clone(ans)
+			if len(a) > 6 && len(c) > 6 {
+				a[5], a[6] = c[5], c[6]
+			}
+			_ = inj.Answer(ctx, a, func([]byte) error { return nil })
+		}
+		inj.Wait()
 	})
 }

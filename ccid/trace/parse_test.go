@@ -2,10 +2,12 @@ package trace_test
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ccidgadget/ccidgadget/ccid"
 	"github.com/ccidgadget/ccidgadget/ccid/trace"
 )
 
@@ -129,3 +131,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReplayer feeds arbitrary host frames and device frames to a replayer of the embedded trace: no panic,
+// and a frame it passes on keeps at least the header.
+func FuzzReplayer(f *testing.F) {
+	f.Add([]byte{0x6F, 0x0C, 0, 0, 0, 0, 0x35, 0, 0, 0, 0x00, 0xA4, 0x04, 0x0C, 0x07, 0xA0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01},
+		[]byte{0x80, 0x02, 0, 0, 0, 0, 0x35, 0, 0, 0, 0x90, 0x00})
+	f.Add([]byte{0x65, 0, 0, 0, 0, 0, 1, 0, 0, 0}, []byte{0x81, 0, 0, 0, 0, 0, 1, 0x80, 1, 0})
+	f.Add([]byte{0x6F}, []byte{})
+	tr, err := trace.Parse(strings.NewReader(embeddedLog))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cmd, ans []byte) {
+		rp, _ := trace.NewReplayer(tr, trace.Options{Clock: newFakeClock()})
+		ctx := context.Background()
+		if out := rp.Command(ctx, cmd); out != nil && len(out) != len(cmd) {
+			t.Fatalf("command changed length")
+		}
+		_ = rp.Answer(ctx, ans, func(b []byte) error {
+			if len(ans) >= ccid.HeaderSize && len(b) < 7 {
+				t.Fatalf("wrote % X", b)
+			}
+			return nil
+		})
+		rp.Wait()
+	})
+}
+
+const embeddedLog = `00000066 -> 000000 6F 0C 00 00 00 00 35 00 00 00 00 A4 04 0C 07 A0 00 00 02 47 10 01
+02712060 <- 000000 80 02 00 00 00 00 35 01 00 00 6F 01
+00000060 NotifySlotChange: 50 02
+`

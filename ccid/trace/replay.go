@@ -115,7 +115,7 @@ type Replayer struct {
 
 	mu      sync.Mutex
 	next    int // first exchange not yet replayed
-	pending map[byte]*pending
+	pending map[uint16]*pending // by bSlot<<8 | bSeq
 	xfr     *pending // the last XfrBlock seen (the replay card is asked about it)
 	rd      *ccid.Reader
 	slot    int
@@ -128,7 +128,6 @@ type pending struct {
 	slot    byte
 	ex      *Exchange // nil: not in the trace
 	t0      time.Time
-	mute    bool
 	fault   bool // the recorded answer is a fault (Mixed)
 	skipWTX bool // drop the reader's own time extensions
 }
@@ -149,7 +148,7 @@ func NewReplayer(t *Trace, opt Options) (*Replayer, error) {
 	if opt.OnDivergence == DivergeCard && opt.Live == nil {
 		return nil, errors.New("trace: --on-divergence card needs a live card")
 	}
-	r := &Replayer{tr: t, opt: opt, clk: opt.Clock, log: opt.Logger, pending: map[byte]*pending{}}
+	r := &Replayer{tr: t, opt: opt, clk: opt.Clock, log: opt.Logger, pending: map[uint16]*pending{}}
 	if r.clk == nil {
 		r.clk = RealClock{}
 	}
@@ -213,12 +212,17 @@ func (r *Replayer) Command(ctx context.Context, frame []byte) []byte {
 			return nil
 		}
 	}
-	r.pending[p.slot] = p
+	if len(r.pending) >= 64 { // answers the reader never wrote (Serve ended)
+		clear(r.pending)
+	}
+	r.pending[pkey(p.slot, p.seq)] = p
 	if t == ccid.MsgXfrBlock {
 		r.xfr = p
 	}
 	return frame
 }
+
+func pkey(slot, seq byte) uint16 { return uint16(slot)<<8 | uint16(seq) }
 
 // match returns the index of the next exchange the command matches, or -1. Called with mu held.
 func (r *Replayer) match(frame []byte) int {
@@ -272,8 +276,8 @@ func (r *Replayer) Answer(ctx context.Context, frame []byte, write func([]byte) 
 		return write(frame)
 	}
 	r.mu.Lock()
-	p := r.pending[frame[5]]
-	if p == nil || p.seq != frame[6] {
+	p := r.pending[pkey(frame[5], frame[6])]
+	if p == nil {
 		r.mu.Unlock()
 		return write(frame)
 	}
@@ -284,7 +288,7 @@ func (r *Replayer) Answer(ctx context.Context, frame []byte, write func([]byte) 
 		}
 		return write(frame)
 	}
-	delete(r.pending, frame[5])
+	delete(r.pending, pkey(frame[5], frame[6]))
 	r.mu.Unlock()
 	if p.ex == nil {
 		return write(frame)
