@@ -114,9 +114,9 @@ type Replayer struct {
 	card *replayCard
 
 	mu      sync.Mutex
-	next    int // first exchange not yet replayed
+	next    int                 // first exchange not yet replayed
 	pending map[uint16]*pending // by bSlot<<8 | bSeq
-	xfr     *pending // the last XfrBlock seen (the replay card is asked about it)
+	xfr     *pending            // the last XfrBlock seen (the replay card is asked about it)
 	rd      *ccid.Reader
 	slot    int
 	wg      sync.WaitGroup
