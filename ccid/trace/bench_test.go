@@ -37,4 +37,3 @@ func BenchmarkRecorder(b *testing.B) {
 		rec.Answer(ctx, ans, write)
 	}
 }
-
