@@ -180,11 +180,17 @@ func (r *Replayer) Timings() []Timing {
 	return append([]Timing(nil), r.stats...)
 }
 
-// Done reports whether every exchange of the trace has been replayed or skipped.
+// Done reports whether every exchange of the trace has been replayed or skipped (GetSlotStatus polls, which
+// are never replayed, do not count).
 func (r *Replayer) Done() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.next >= len(r.tr.Exchanges)
+	for _, e := range r.tr.Exchanges[min(r.next, len(r.tr.Exchanges)):] {
+		if len(e.Command.Bytes) > 0 && ccid.MessageType(e.Command.Bytes[0]) != ccid.MsgGetSlotStatus {
+			return false
+		}
+	}
+	return true
 }
 
 // Command implements ccid.Interceptor.

@@ -133,6 +133,9 @@ func TestReplayEmbeddedPR533(t *testing.T) {
 	if x[6] != 0x44 || x[7] != 0x42 || x[8] != 0xFE {
 		t.Fatalf("XfrBlock after removal % X, want bStatus 42 bError FE", x)
 	}
+	if !b.rp.Done() {
+		t.Error("replay not done (only a GetSlotStatus poll is left)")
+	}
 	tm := b.rp.Timings()
 	if len(tm) != 1 || tm[0].Recorded != tm[0].Replayed {
 		t.Errorf("timings %+v", tm)
