@@ -53,6 +53,8 @@ func Describe(b []byte) string {
 	switch {
 	case t == ccid.MsgXfrBlock && len(data) >= 4:
 		return fmt.Sprintf("%s %X", name, data[:4])
+	case t.IsCommand():
+		return name
 	case t == ccid.MsgDataBlock && b[7]&0xC0 == ccid.CommandTimeExtension:
 		return fmt.Sprintf("%s WTX x%d", name, b[8])
 	case b[7]&0xC0 == ccid.CommandFailed:
@@ -106,8 +108,8 @@ func fmtDur(d time.Duration) string {
 // message, and a time axis. Short exchanges get a minimum width so they stay visible.
 func (t *Trace) WriteSVG(w io.Writer) error {
 	const (
-		left, right, top, row = 260.0, 40.0, 40.0, 22.0
-		width                 = 1200.0
+		left, right, top, row = 260.0, 220.0, 40.0, 22.0
+		width                 = 1400.0
 	)
 	var end time.Duration
 	for _, e := range t.Exchanges {
