@@ -175,3 +175,52 @@ func answerText(e Exchange) string {
 	}
 	return "(no answer)"
 }
+
+// Compare pairs the exchanges of a recorded trace with those of a replay seen by the host (its own pcscd log),
+// by command content (bSeq and bSlot ignored, masked bytes match anything) and in order, and returns the
+// recorded and replayed latency of each pair. GetSlotStatus polls and unanswered exchanges are left out.
+func Compare(recorded, replayed *Trace) []Timing {
+	var out []Timing
+	next := 0
+	for _, e := range recorded.Exchanges {
+		if _, ok := e.Answer(); !ok || len(e.Command.Bytes) < ccid.HeaderSize ||
+			ccid.MessageType(e.Command.Bytes[0]) == ccid.MsgGetSlotStatus {
+			continue
+		}
+		for j := next; j < len(replayed.Exchanges); j++ {
+			r := replayed.Exchanges[j]
+			if _, ok := r.Answer(); ok && sameCommand(e.Command, r.Command.Bytes) {
+				out = append(out, Timing{Exchange: e.Index, Recorded: e.Latency(), Replayed: r.Latency()})
+				next = j + 1
+				break
+			}
+		}
+	}
+	return out
+}
+
+// WriteComparison prints each pair of Compare and the p50/p99/max of |replayed − recorded|.
+func WriteComparison(w io.Writer, recorded, replayed *Trace) error {
+	var b strings.Builder
+	pairs := Compare(recorded, replayed)
+	fmt.Fprintf(&b, "%4s  %-28s %12s %12s %12s\n", "#", "command", "recorded", "replayed", "difference")
+	var diff []time.Duration
+	for _, p := range pairs {
+		d := p.Replayed - p.Recorded
+		fmt.Fprintf(&b, "%4d  %-28s %12s %12s %12s\n", p.Exchange, Describe(recorded.Exchanges[p.Exchange].Command.Bytes),
+			fmtDur(p.Recorded), fmtDur(p.Replayed), signed(d))
+		diff = append(diff, max(d, -d))
+	}
+	s := Summarize(diff)
+	fmt.Fprintf(&b, "%d of %d recorded exchanges found in the replay; |replayed − recorded| p50 %s p99 %s max %s\n",
+		len(pairs), len(recorded.Exchanges), fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.Max))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func signed(d time.Duration) string {
+	if d < 0 {
+		return "-" + fmtDur(-d)
+	}
+	return "+" + fmtDur(d)
+}

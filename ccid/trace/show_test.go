@@ -81,3 +81,28 @@ func TestWriteSVG(t *testing.T) {
 		t.Error("the 6F01 exchange is not drawn as a fault")
 	}
 }
+
+func TestCompare(t *testing.T) {
+	rec := loadTrace(t, "pr533-desktop.log")
+	// The host's log of a replay: other bSeq, a GetSlotStatus in between, delays 1 ms longer and 2 ms shorter.
+	replay := `00000010 -> lun: 0, 6F 0C 00 00 00 00 02 00 00 00 00 A4 04 0C 07 A0 00 00 02 47 10 01
+00079174 <- lun: 0, 80 02 00 00 00 00 02 00 00 00 90 00
+00000010 -> lun: 0, 65 00 00 00 00 00 03 00 00 00
+00000100 <- lun: 0, 81 00 00 00 00 00 03 00 00 00
+00000010 -> lun: 0, 6F 07 00 00 00 00 04 00 00 00 00 A4 02 0C 02 01 1E
+00015077 <- lun: 0, 80 02 00 00 00 00 04 00 00 00 69 82
+`
+	rep, err := trace.Parse(strings.NewReader(replay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := trace.Compare(rec, rep)
+	if len(pairs) != 2 || pairs[0].Replayed-pairs[0].Recorded != time.Millisecond || pairs[1].Replayed-pairs[1].Recorded != -2*time.Millisecond {
+		t.Fatalf("%+v", pairs)
+	}
+	var b bytes.Buffer
+	trace.WriteComparison(&b, rec, rep)
+	if !strings.Contains(b.String(), "2 of 2 recorded exchanges found in the replay; |replayed − recorded| p50 1.000ms p99 2.000ms max 2.000ms") {
+		t.Errorf("%s", b.String())
+	}
+}

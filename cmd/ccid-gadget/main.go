@@ -37,7 +37,7 @@ func commands() []command {
 		{"down", "stop a running gadget, or remove one a crash left behind", runDown},
 		{"status", "show the gadget, its UDC and host connection, and the card", runStatus},
 		{"host-setup", "on a host: list the gadget's VID:PID in libccid's Info.plist for pcscd", runHostSetup},
-		{"trace", "show a pcscd debug log or recording exchange by exchange (show), or draw its time line (plot)", runTrace},
+		{"trace", "show a pcscd debug log or recording (show), draw its time line (plot), compare a replay (compare)", runTrace},
 		{"personas", "list the readers up --persona can impersonate, with their CCID descriptors", runPersonas},
 	}
 }

@@ -16,11 +16,13 @@ func runTrace(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stdout, "Usage: ccid-gadget trace show FILE")
 		fmt.Fprintln(stdout, "       ccid-gadget trace plot FILE -o timeline.svg")
+		fmt.Fprintln(stdout, "       ccid-gadget trace compare RECORDED REPLAYED")
 		fmt.Fprintln(stdout)
 		fmt.Fprintln(stdout, "FILE is a pcscd debug log (pcscd -f -d with LIBCCID_ifdLogLevel=0x000F, any variant) or a")
 		fmt.Fprintln(stdout, "recording made with 'ccid-gadget up --record FILE'. show prints one line per exchange")
 		fmt.Fprintln(stdout, "(command, answer, latency, fault) and a latency summary; plot draws the exchanges on a")
-		fmt.Fprintln(stdout, "time line as SVG.")
+		fmt.Fprintln(stdout, "time line as SVG. compare pairs the exchanges of a trace with the host's log of its replay")
+		fmt.Fprintln(stdout, "and prints the recorded and replayed delays and the p50/p99/max of their difference.")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: trace needs a subcommand: show or plot", errUsage)
 		}
@@ -65,8 +67,21 @@ func runTrace(_ context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: %d exchanges drawn\n", *out, len(tr.Exchanges))
 		return nil
+	case "compare":
+		if len(args) != 3 {
+			return fmt.Errorf("%w: trace compare needs RECORDED and REPLAYED", errUsage)
+		}
+		rec, err := readTrace(args[1])
+		if err != nil {
+			return err
+		}
+		rep, err := readTrace(args[2])
+		if err != nil {
+			return err
+		}
+		return trace.WriteComparison(stdout, rec, rep)
 	}
-	return fmt.Errorf("%w: unknown trace subcommand %q (want show or plot)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown trace subcommand %q (want show, plot or compare)", errUsage, args[0])
 }
 
 // parseFileArg parses flags around exactly one FILE argument (flags may come before or after it).

@@ -30,6 +30,8 @@ func TestTraceCommand(t *testing.T) {
 		{[]string{"trace", "show", "/nonexistent.log"}, 1, "", "no such file"},
 		{[]string{"trace", "show", empty}, 1, "", "no CCID frames"},
 		{[]string{"trace", "frob"}, 2, "", "unknown trace subcommand"},
+		{[]string{"trace", "compare", embeddedTrace, embeddedTrace}, 0, "1 of 2 recorded exchanges found in the replay; |replayed − recorded| p50 0µs", ""},
+		{[]string{"trace", "compare", embeddedTrace}, 2, "", "needs RECORDED and REPLAYED"},
 		{[]string{"trace"}, 2, "Usage: ccid-gadget trace show FILE", "needs a subcommand"},
 		{[]string{"help", "trace"}, 0, "Usage: ccid-gadget trace show FILE", ""},
 		{[]string{"help"}, 0, "personas", ""},
