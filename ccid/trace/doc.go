@@ -34,5 +34,16 @@
 // answer at the recorded delay, unless the recorded answer is a fault (bStatus or bError not 0, or SW1 0x6F or
 // 0x64), which is sent as recorded. The notifications are replayed as in a plain replay.
 //
+// # Recording
+//
+// A Recorder writes the frames it sees as a pcscd debug log would (`00000066 -> 000000 6F 0C …` and
+// `NotifySlotChange: 50 02`, the first column the µs since the previous line, from a monotonic clock). The PIN
+// bytes of VERIFY (INS 20), CHANGE REFERENCE DATA (24) and RESET RETRY COUNTER (2C) are written as XX unless
+// --record-secrets; Parse reads XX as a masked byte that matches any byte when the recording is replayed. A
+// PcapWriter writes the same frames as usbmon URBs (bus 1, device 1, bulk-IN 0x81, bulk-OUT 0x02,
+// interrupt-IN 0x83) after a GET_DESCRIPTOR(configuration) that declares interface class 0x0B, so Wireshark's
+// usbccid dissector decodes the bulk frames without "Decode As" (Wireshark 4.0 shows interrupt messages as
+// raw data). Compare pairs a trace with the host's log of its replay to measure timing fidelity.
+//
 // What the package is not: it does not capture USB (usbmon); it sees frames at the ccid.Reader's seam.
 package trace

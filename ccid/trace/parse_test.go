@@ -75,6 +75,19 @@ func TestParseVariants(t *testing.T) {
 	}
 }
 
+// Syslog mode (pcscd without -f) logs no delta: the frames parse, with every time 0.
+func TestParseSyslog(t *testing.T) {
+	log := "Jan 25 03:31:50 host pcscd[1529330]: -> lun: 0, 65 00 00 00 00 00 03 00 00 00\n" +
+		"Jan 25 03:31:50 host pcscd[1529330]: <- lun: 0, 81 00 00 00 00 00 03 01 00 00\n"
+	tr, err := trace.Parse(strings.NewReader(log))
+	if err != nil || len(tr.Exchanges) != 1 || tr.Timed || tr.Exchanges[0].Latency() != 0 {
+		t.Fatalf("%+v %v", tr, err)
+	}
+	if _, ok := tr.Exchanges[0].Answer(); !ok {
+		t.Error("no answer")
+	}
+}
+
 func TestParseFaultsAndEvents(t *testing.T) {
 	log := `00000010 -> lun: 0, 6F 05 00 00 00 00 10 00 00 00 00 B0 00 00 08
 01000000 <- lun: 0, 80 00 00 00 00 00 10 80 02 00
