@@ -3,6 +3,7 @@ package fault_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,33 @@ any: truncate 0; sw 6F00; reply status=0xFF
 		}
 		inj.Wait()
 	})
+}
+
+// The examples in the package documentation (copied into README) parse.
+func TestDocExamplesParse(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, examples, ok := strings.Cut(string(doc), "// Examples:\n")
+	if !ok {
+		t.Fatal("no Examples section")
+	}
+	var plan strings.Builder
+	n := 0
+	for _, line := range strings.Split(examples, "\n") {
+		if l, ok := strings.CutPrefix(line, "//\t"); ok {
+			plan.WriteString(l + "\n")
+			if !strings.HasPrefix(l, "#") {
+				n++
+			}
+		}
+	}
+	p, err := fault.Parse(strings.NewReader(plan.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rules) != n || n < 5 {
+		t.Errorf("%d rules from %d example lines", len(p.Rules), n)
+	}
 }
