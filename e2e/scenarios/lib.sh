@@ -20,7 +20,7 @@ GADGET_PID=""
 PCSCD_PID=""
 mkdir -p "$T/state"
 
-step() { echo "== $*"; }
+step() { echo "== $(date +%T) $*"; }
 fail() {
 	echo "FAIL: $*"
 	exit 1
@@ -138,12 +138,13 @@ pcscd_stop() {
 	rm -f /run/pcscd/pcscd.comm
 }
 
-# readers: the PC/SC reader names, one a line (fails when there is none).
+# readers: the names of the PC/SC readers that are ours ("ccidgadget" in the name), one a line;
+# fails when there is none.
 readers() {
 	/usr/bin/python3 -c 'import sys
 from smartcard.System import readers
-r = readers()
-print("\n".join(str(x) for x in r))
+r = [str(x) for x in readers() if "ccidgadget" in str(x)]
+print("\n".join(r))
 sys.exit(0 if r else 1)' 2>/dev/null
 }
 # wait_reader: pcscd lists a reader (with libccid bound to our device).
@@ -169,6 +170,24 @@ gnupg_home() {
 		[ "${1:-}" = disable-ccid ] && echo "disable-ccid"
 	} >"$GNUPGHOME/scdaemon.conf"
 	echo "GNUPGHOME=$GNUPGHOME ($(tr '\n' ';' <"$GNUPGHOME/scdaemon.conf"))"
+}
+
+# scd_restart: kill scdaemon and wait until gpg-agent has a working new one (the first command
+# after `gpgconf --kill scdaemon` can otherwise meet the old one's broken pipe).
+scd_restart() {
+	gpgconf --kill scdaemon
+	n=100
+	until gpg-connect-agent 'SCD GETINFO version' /bye 2>&1 | grep -q '^OK'; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "scdaemon did not come back after a restart"
+		sleep 0.1
+	done
+}
+
+# gpg_stop: stop gpg-agent and scdaemon and wait until scdaemon has let go of the USB device.
+gpg_stop() {
+	gpgconf --kill all
+	wait_for "scdaemon to exit" 10 sh -c '! pidof scdaemon'
 }
 
 # card_status: gpg --card-status into $T/status; fails unless it shows an OpenPGP card.
