@@ -162,15 +162,17 @@ func Parse(r io.Reader) (*Trace, error) {
 				open = len(t.Exchanges) - 1
 				continue
 			}
-			if open < 0 {
+			k := t.owner(open, uint32(lun), b)
+			if k < 0 {
 				t.Exchanges = append(t.Exchanges, Exchange{Index: len(t.Exchanges), Lun: uint32(lun),
 					Notes: []string{"answer without a logged command"}})
-				open = len(t.Exchanges) - 1
+				k = len(t.Exchanges) - 1
+				open = k
 			}
-			e := &t.Exchanges[open]
+			e := &t.Exchanges[k]
 			e.Answers = append(e.Answers, f)
 			if !IsTimeExtension(b) {
-				lastAnswered = open
+				lastAnswered = k
 			}
 			continue
 		}
@@ -213,6 +215,27 @@ func Parse(r io.Reader) (*Trace, error) {
 		return nil, fmt.Errorf("trace: line %d: %w", t.Lines+1, err)
 	}
 	return t, nil
+}
+
+// owner returns the exchange an answer frame belongs to: the latest of the last few exchanges on the same lun
+// whose command has the answer's bSeq and no final answer yet (frames of two exchanges can interleave in a
+// multi-threaded log), else the open one; -1 if there is none.
+func (t *Trace) owner(open int, lun uint32, b []byte) int {
+	if open < 0 {
+		return -1
+	}
+	if len(b) > 6 {
+		for k := open; k >= 0 && k > open-8; k-- {
+			e := &t.Exchanges[k]
+			if _, done := e.Answer(); done || e.Lun != lun || len(e.Command.Bytes) < 7 {
+				continue
+			}
+			if e.Command.Bytes[6] == b[6] {
+				return k
+			}
+		}
+	}
+	return open
 }
 
 // noteKeys are the libccid messages that explain a failed exchange.

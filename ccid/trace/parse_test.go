@@ -176,3 +176,25 @@ const embeddedLog = `00000066 -> 000000 6F 0C 00 00 00 00 35 00 00 00 00 A4 04 0
 02712060 <- 000000 80 02 00 00 00 00 35 01 00 00 6F 01
 00000060 NotifySlotChange: 50 02
 `
+
+// Frames of two exchanges that interleave in the log pair by bSeq.
+func TestParseInterleaved(t *testing.T) {
+	log := `00000010 -> 000000 6F 05 00 00 00 00 01 00 00 00 00 B0 00 00 02
+00000010 -> 000000 65 00 00 00 00 00 02 00 00 00
+00000020 <- 000000 80 02 00 00 00 00 01 00 00 00 90 00
+00000030 <- 000000 81 00 00 00 00 00 02 00 00 00
+`
+	tr, err := trace.Parse(strings.NewReader(log))
+	if err != nil || len(tr.Exchanges) != 2 {
+		t.Fatalf("%v %v", tr, err)
+	}
+	for i, want := range []byte{0x80, 0x81} {
+		a, ok := tr.Exchanges[i].Answer()
+		if !ok || a.Bytes[0] != want {
+			t.Errorf("exchange %d: answer % X", i, a.Bytes)
+		}
+	}
+	if tr.Exchanges[0].Latency() != 30*time.Microsecond || tr.Exchanges[1].Latency() != 50*time.Microsecond {
+		t.Errorf("latencies %v %v", tr.Exchanges[0].Latency(), tr.Exchanges[1].Latency())
+	}
+}

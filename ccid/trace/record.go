@@ -63,18 +63,16 @@ func (r *Recorder) Command(_ context.Context, frame []byte) []byte {
 	return frame
 }
 
-// Answer implements ccid.Interceptor: it writes the frame and logs it once written.
+// Answer implements ccid.Interceptor: it logs the frame, then writes it. Logging first keeps the log in the
+// order the host sees: the host's next command can only follow the write.
 func (r *Recorder) Answer(_ context.Context, frame []byte, write func([]byte) error) error {
-	if err := write(frame); err != nil {
-		return err
-	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.line("<-", frame, nil)
 	if r.opt.Pcap != nil {
 		r.keep(r.opt.Pcap.BulkIn(now, frame))
 	}
-	return nil
+	r.mu.Unlock()
+	return write(frame)
 }
 
 // Notification logs an interrupt-IN message (NotifySlotChange, HardwareError) the transport sent.
