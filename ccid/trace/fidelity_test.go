@@ -14,8 +14,8 @@ import (
 
 // TestReplayTimingFidelity replays a synthetic trace of 40 exchanges with delays of 1..40 ms in real time
 // and measures, as the host side of an in-memory transport sees it, |observed − recorded| command-to-answer
-// delay. It reports p50/p99/max (go test -v -run Fidelity ./ccid/trace) and fails above 25 ms, far above what a
-// loaded 2-core machine adds. It does not include USB: the virtual bench measures that.
+// delay. It reports p50/p99/max (go test -v -run Fidelity ./ccid/trace); it fails if an answer comes early or
+// the median error exceeds 10 ms. It does not include USB: the virtual bench measures that.
 func TestReplayTimingFidelity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time replay (0.8 s)")
@@ -66,7 +66,9 @@ func TestReplayTimingFidelity(t *testing.T) {
 	}
 	s := trace.Summarize(diff)
 	t.Logf("replay timing error over %d exchanges (in-memory transport): p50 %v p99 %v max %v", s.N, s.P50, s.P99, s.Max)
-	if s.Max > 25*time.Millisecond {
-		t.Errorf("max error %v", s.Max)
+	// Never early (checked above); the median bounds the replayer's own overhead. The maximum depends on the
+	// machine's load and is only reported.
+	if s.P50 > 10*time.Millisecond {
+		t.Errorf("median error %v", s.P50)
 	}
 }
