@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 # Debian packages the tests use: the host stacks (pcscd, libccid, GnuPG, OpenSC, vpcd), QEMU for the virtual
 # bench and for running the 32-bit ARM unit tests, libusb for ccid-probe.
-APT_PKGS  := pcscd libccid scdaemon gnupg gpg-agent opensc pcsc-tools vsmartcard-vpcd openssl openssh-client \
+APT_PKGS  := pcscd libccid scdaemon gnupg gpg-agent opensc pcsc-tools vsmartcard-vpcd openssl openssh-client tshark \
              qemu-system-x86 qemu-user-static busybox-static kmod usbutils libusb-1.0-0-dev python3-pyscard
 
 .PHONY: all build cross deps test check unit fuzz arm e2e-pcsc e2e bench
