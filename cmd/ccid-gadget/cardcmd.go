@@ -36,7 +36,7 @@ func (f *stateFlags) register(fs *flag.FlagSet) {
 func (f *stateFlags) open(create bool, log *slog.Logger) (*store.Store, error) {
 	opts := store.Options{Logger: log}
 	if f.deviceSecret != "" {
-		b, err := os.ReadFile(f.deviceSecret)
+		b, err := store.ReadDeviceSecret(f.deviceSecret)
 		if err != nil {
 			return nil, fmt.Errorf("read device secret: %w", explainFS(err))
 		}
@@ -62,6 +62,20 @@ func (f *stateFlags) open(create bool, log *slog.Logger) (*store.Store, error) {
 		return nil, explainFS(err)
 	}
 	return st, nil
+}
+
+// openCard opens the state file and the OpenPGP card over it. The caller closes the store.
+func (f *stateFlags) openCard(create bool, log *slog.Logger) (*store.Store, *card.Card, error) {
+	st, err := f.open(create, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := card.New(st, card.Options{Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("open the card in %s: %w", f.path, err)
+	}
+	return st, c, nil
 }
 
 // explainFS adds a hint to a permission error.
@@ -133,15 +147,11 @@ func runCardInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := sf.open(false, log)
+	st, c, err := sf.openCard(false, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	c, err := card.New(st, card.Options{Logger: log})
-	if err != nil {
-		return err
-	}
 	info, err := c.Info()
 	if err != nil {
 		return err
@@ -164,15 +174,11 @@ func runCardReset(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := sf.open(false, log)
+	st, c, err := sf.openCard(false, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	c, err := card.New(st, card.Options{Logger: log})
-	if err != nil {
-		return err
-	}
 	if err := c.FactoryReset(); err != nil {
 		return fmt.Errorf("factory reset %s: %w", sf.path, err)
 	}

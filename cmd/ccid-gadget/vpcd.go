@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/ccidgadget/ccidgadget/card"
 	"github.com/ccidgadget/ccidgadget/vpcd"
 )
 
@@ -27,15 +26,11 @@ func runVPCD(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	st, err := sf.open(true, log)
+	st, c, err := sf.openCard(true, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	c, err := card.New(st, card.Options{Logger: log})
-	if err != nil {
-		return err
-	}
 	log.Info("serving the card to vpcd", "state", sf.path, "addr", *addr)
 	cl := &vpcd.Client{Addr: *addr, Card: c, Logger: log}
 	if err := cl.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,6 +114,11 @@ func TestVPCDAndCardCommands(t *testing.T) {
 
 func TestCardCommandErrors(t *testing.T) {
 	dir := t.TempDir()
+	// A device secret others may read is refused before the state is touched.
+	readable := filepath.Join(dir, "readable-secret")
+	if err := os.WriteFile(readable, bytes.Repeat([]byte{7}, 32), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args     []string
 		code     int
@@ -120,6 +126,7 @@ func TestCardCommandErrors(t *testing.T) {
 		inStderr string
 	}{
 		{[]string{"card"}, 2, "card info", "needs a subcommand"},
+		{[]string{"vpcd", "--state", filepath.Join(dir, "s.db"), "--device-secret", readable}, 1, "", "lets others read it"},
 		{[]string{"card", "frob"}, 2, "", `unknown card subcommand "frob"`},
 		{[]string{"card", "help"}, 0, "card reset", ""},
 		{[]string{"card", "info", "-h"}, 0, "-state", ""},
