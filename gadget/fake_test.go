@@ -30,6 +30,16 @@ type fakeEP struct {
 	mu       sync.Mutex
 	closed   bool
 	reads    int
+	halts    int // I/O in the wrong direction (f_fs halts the endpoint and answers EBADMSG)
+}
+
+// isIn reports whether the fake is an IN endpoint.
+func (e *fakeEP) isIn() bool { return e.name != fileBulkOut }
+
+func (e *fakeEP) halted() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.halts
 }
 
 func newFakeEP(t testing.TB, name string, mps int, disabled chan struct{}) *fakeEP {
@@ -39,6 +49,11 @@ func newFakeEP(t testing.TB, name string, mps int, disabled chan struct{}) *fake
 func (e *fakeEP) Read(p []byte) (int, error) {
 	e.mu.Lock()
 	e.reads++
+	if e.isIn() {
+		e.halts++
+		e.mu.Unlock()
+		return 0, syscall.EBADMSG
+	}
 	e.mu.Unlock()
 	select {
 	case pk := <-e.packets:
@@ -55,6 +70,12 @@ func (e *fakeEP) Read(p []byte) (int, error) {
 }
 
 func (e *fakeEP) Write(p []byte) (int, error) {
+	if !e.isIn() {
+		e.mu.Lock()
+		e.halts++
+		e.mu.Unlock()
+		return 0, syscall.EBADMSG
+	}
 	select {
 	case <-e.disabled:
 		return 0, syscall.ESHUTDOWN

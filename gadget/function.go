@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ccidgadget/ccidgadget/ccid"
@@ -52,6 +53,9 @@ type Options struct {
 	Logger *slog.Logger
 	// StopTimeout bounds how long Run waits for the bulk and interrupt loops after its context ends; default 1 s.
 	StopTimeout time.Duration
+	// Detach and Attach unbind and bind the UDC, for the Disconnect and Reenumerate faults (configfs owns the
+	// UDC, so the caller supplies them). Nil: those faults fail with ErrNoAttach.
+	Detach, Attach func() error
 }
 
 // Function is a CCID function on a FunctionFS instance. Open it, bind the UDC (package configfs), then Run.
@@ -69,8 +73,14 @@ type Function struct {
 	sessCancel context.CancelFunc
 	sessDone   chan struct{}
 
-	mu    sync.Mutex
-	stats Stats
+	mu      sync.Mutex
+	stats   Stats
+	cur     *session      // the enabled endpoints, nil between host sessions
+	runDone chan struct{} // closed when Run returns
+
+	skipZLP        atomic.Bool // SkipZLP: the next full-packet bulk-IN message goes without its ZLP
+	detach, attach func() error
+	reattach       sync.WaitGroup
 }
 
 // Stats counts what the function has seen; Function.Stats returns a copy.
@@ -120,7 +130,8 @@ func blobs(r Reader, opts Options) ([]byte, []byte, error) {
 }
 
 func newFunction(ep0 control, open func(string) (endpoint, error), r Reader, opts Options) *Function {
-	f := &Function{r: r, ep0: ep0, open: open, log: opts.Logger, stopIn: opts.StopTimeout}
+	f := &Function{r: r, ep0: ep0, open: open, log: opts.Logger, stopIn: opts.StopTimeout, runDone: make(chan struct{}),
+		detach: opts.Detach, attach: opts.Attach}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -172,6 +183,7 @@ func (f *Function) count(fn func(*Stats)) {
 func (f *Function) Run(ctx context.Context) error {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
+	defer func() { close(f.runDone); f.reattach.Wait() }()
 	type batch struct {
 		evs []Event
 		err error
@@ -329,6 +341,9 @@ func (f *Function) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.skipZLP = &f.skipZLP
+	f.setSession(&session{in: eps[0], out: eps[1], intr: eps[2], t: t})
+	defer f.setSession(nil)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	intrDone := make(chan struct{})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/ccidgadget/ccidgadget/ccid"
@@ -30,7 +31,8 @@ type transport struct {
 	pkt           []byte
 	frame         []byte // reused: the reader keeps no frame past the next ReadFrame (ccid.Transport)
 
-	wmu sync.Mutex // one writer at a time, so a time extension never splits a response
+	wmu     sync.Mutex   // one writer at a time, so a time extension never splits a response
+	skipZLP *atomic.Bool // if set and true, the next ZLP is skipped (and the flag cleared); may be nil
 }
 
 // newTransport asks the endpoints for their current wMaxPacketSize (it depends on the speed the host chose).
@@ -133,6 +135,10 @@ func (t *transport) WriteFrame(ctx context.Context, frame []byte) error {
 		return fmt.Errorf("gadget: bulk-in: short write %d of %d bytes", n, len(frame))
 	}
 	if len(frame)%t.mpsIn == 0 {
+		if t.skipZLP != nil && t.skipZLP.CompareAndSwap(true, false) {
+			t.log.Info("gadget: fault: ZLP skipped after a full-packet message", "len", len(frame))
+			return nil
+		}
 		if _, err := t.in.Write(nil); err != nil {
 			return endpointError("bulk-in ZLP", err)
 		}
@@ -154,3 +160,7 @@ func endpointError(what string, err error) error {
 
 // isStallAck reports whether err is what the kernel answers to a deliberate ep0 stall.
 func isStallAck(err error) bool { return errors.Is(err, syscall.EL2HLT) }
+
+// isHaltAck reports whether err is what f_fs answers to I/O in the wrong direction on an endpoint: the halt
+// was set (EBADMSG).
+func isHaltAck(err error) bool { return errors.Is(err, syscall.EBADMSG) }
