@@ -4,19 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ccidgadget/ccidgadget/card"
 	"github.com/ccidgadget/ccidgadget/ccid"
+	"github.com/ccidgadget/ccidgadget/ccid/fault"
 	"github.com/ccidgadget/ccidgadget/configfs"
 	"github.com/ccidgadget/ccidgadget/gadget"
+	"github.com/ccidgadget/ccidgadget/persona"
 )
 
 // gadgetSystem is the machine configfs works on; tests point it at a fake tree.
@@ -60,18 +66,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	manufacturer := fs.String("manufacturer", "ccidgadget", "USB manufacturer `string`")
 	product := fs.String("product", "ccidgadget OpenPGP reader", "USB product `string`, also the interface name pcscd shows")
 	maxSpeed := fs.String("max-speed", "", "cap the USB `speed`: full-speed (64-byte bulk packets) or high-speed; default: the controller's")
+	bcdFlag := fs.String("bcd-device", "", "USB bcdDevice `hex` (default: the persona's, 0x0100 for generic)")
+	var ff faultFlags
+	ff.register(fs)
 	var name string
 	gadgetName(fs, &name)
 	verbose := fs.Bool("v", false, "log every event and exchange (never PINs or key bytes)")
 	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	vid, err := parseUSBID("vid", *vidFlag)
-	if err != nil {
-		return err
-	}
-	pid, err := parseUSBID("pid", *pidFlag)
-	if err != nil {
 		return err
 	}
 	level := slog.LevelInfo
@@ -79,6 +80,21 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	fx, err := ff.setup(log)
+	if err != nil {
+		return err
+	}
+	defer fx.Close()
+	pers := fx.Persona
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	id, err := resolveIdentity(pers, set, usbIdentity{VID: *vidFlag, PID: *pidFlag, Bcd: *bcdFlag, Serial: *serial,
+		Manufacturer: *manufacturer, Product: *product, MaxSpeed: *maxSpeed})
+	if err != nil {
+		return err
+	}
+	vid, pid, bcd := id.vid, id.pid, id.bcd
+	*serial, *manufacturer, *product, *maxSpeed = id.Serial, id.Manufacturer, id.Product, id.MaxSpeed
 	sys := gadgetSystem
 	// Fail on root, configfs and libcomposite before touching the state file.
 	if err := sys.Check(); err != nil {
@@ -116,15 +132,19 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := ccid.DefaultConfig()
 	cfg.Logger = log
+	cfg.Descriptor, cfg.Interceptor = pers.Descriptor, fx.Interceptor
 	reader, err := ccid.NewReader(cfg)
 	if err != nil {
 		return err
 	}
-	if err := reader.Insert(0, c); err != nil {
+	inserted := fx.Card(c)
+	if err := reader.Insert(0, inserted); err != nil {
 		return err
 	}
+	fx.Bind(reader, inserted)
+	gr := tappedReader{Reader: reader, notes: fx.Notifications(reader.Notifications())}
 
-	g, err := configfs.Create(sys, configfs.Config{Name: name, VendorID: vid, ProductID: pid, Serial: *serial,
+	g, err := configfs.Create(sys, configfs.Config{Name: name, VendorID: vid, ProductID: pid, BcdDevice: bcd, Serial: *serial,
 		Manufacturer: *manufacturer, Product: *product, MaxSpeed: *maxSpeed})
 	if err != nil {
 		return err
@@ -134,11 +154,24 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("remove gadget", "err", err)
 		}
 	}()
-	fn, err := gadget.Open(g.MountDir(), reader, gadget.Options{Interface: *product, Logger: log})
+	// The UDC is bound and unbound by the stop path and by the disconnect/reenumerate faults.
+	var udcMu sync.Mutex
+	detach := func() error {
+		udcMu.Lock()
+		defer udcMu.Unlock()
+		return g.Unbind()
+	}
+	attach := func() error {
+		udcMu.Lock()
+		defer udcMu.Unlock()
+		return g.Bind(*udc)
+	}
+	fn, err := gadget.Open(g.MountDir(), gr, gadget.Options{Interface: *product, Logger: log, Detach: detach, Attach: attach})
 	if err != nil {
 		return err
 	}
-	if err := g.Bind(*udc); err != nil {
+	fx.SetUSB(gadgetUSB{fn})
+	if err := attach(); err != nil {
 		fn.Close()
 		return err
 	}
@@ -148,7 +181,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("cannot publish status", "err", err)
 	}
 	defer os.Remove(runFilePath(name))
-	log.Info("gadget up", "name", name, "udc", g.UDC(), "vid:pid", fmt.Sprintf("%04x:%04x", vid, pid), "serial", *serial, "state", sf.path)
+	log.Info("gadget up", "name", name, "udc", g.UDC(), "vid:pid", fmt.Sprintf("%04x:%04x", vid, pid), "serial", *serial,
+		"state", sf.path, "persona", pers.Name)
+
+	// SIGHUP reloads the fault plan without a replug.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// On SIGINT/SIGTERM: unbind first (the host sees an unplug and the endpoint transfers fail), then stop.
 	var stopping atomic.Int64 // when the signal came, in Unix nanoseconds
@@ -162,13 +201,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			case <-ctx.Done():
 				stopping.Store(time.Now().UnixNano())
 				log.Info("stopping: unbinding the UDC")
-				if err := g.Unbind(); err != nil {
+				if err := detach(); err != nil {
 					log.Error("unbind", "err", err)
 				}
 				stop()
 				return
 			case <-runCtx.Done():
 				return
+			case <-hup:
+				if err := fx.Reload(); err != nil {
+					log.Warn("SIGHUP: fault plan not reloaded", "err", err)
+				}
 			case <-t.C:
 				if in, err := c.Info(); err == nil {
 					rf.Card, rf.Updated = in, time.Now().UTC()
@@ -190,6 +233,84 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("gadget down", "name", name, "stop_took", time.Since(time.Unix(0, stopping.Load())).Round(time.Millisecond))
 	return nil
+}
+
+// usbIdentity is the USB identity of the gadget as flag values, and parsed.
+type usbIdentity struct {
+	VID, PID, Bcd                           string
+	Serial, Manufacturer, Product, MaxSpeed string
+
+	vid, pid, bcd uint16
+}
+
+// resolveIdentity fills the identity from the persona, except the flags in set (given explicitly), which win.
+// An empty serial means the card's serial number.
+func resolveIdentity(p persona.Persona, set map[string]bool, flags usbIdentity) (usbIdentity, error) {
+	id := flags
+	if !set["vid"] {
+		id.VID = fmt.Sprintf("0x%04x", p.VendorID)
+	}
+	if !set["pid"] {
+		id.PID = fmt.Sprintf("0x%04x", p.ProductID)
+	}
+	if !set["bcd-device"] {
+		id.Bcd = fmt.Sprintf("0x%04x", p.BcdDevice)
+	}
+	if !set["manufacturer"] && p.Manufacturer != "" {
+		id.Manufacturer = p.Manufacturer
+	}
+	if !set["product"] && p.Product != "" {
+		id.Product = p.Product
+	}
+	if !set["serial"] && p.Serial != "" {
+		id.Serial = p.Serial
+	}
+	if !set["max-speed"] {
+		id.MaxSpeed = string(p.MaxSpeed)
+	}
+	var err error
+	if id.vid, err = parseUSBID("vid", id.VID); err != nil {
+		return id, err
+	}
+	if id.pid, err = parseUSBID("pid", id.PID); err != nil {
+		return id, err
+	}
+	if id.bcd, err = parseUSBID("bcd-device", id.Bcd); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// tappedReader is the reader as the gadget sees it: its notifications go through the recorder (--record, --pcap).
+type tappedReader struct {
+	*ccid.Reader
+	notes <-chan []byte
+}
+
+func (r tappedReader) Notifications() <-chan []byte { return r.notes }
+
+// gadgetUSB runs the fault plan's USB actions on the gadget (fault.USB; package gadget does not import fault).
+type gadgetUSB struct{ fn *gadget.Function }
+
+func (u gadgetUSB) SkipZLP()                              { u.fn.SkipZLP() }
+func (u gadgetUSB) StrayZLP(ctx context.Context) error    { return u.fn.StrayZLP(ctx) }
+func (u gadgetUSB) Halt(ep fault.Endpoint) error          { return u.fn.Halt(gadgetEndpoint(ep)) }
+func (u gadgetUSB) Reenumerate(ctx context.Context) error { return u.fn.Reenumerate(ctx) }
+func (u gadgetUSB) Disconnect(ctx context.Context, d time.Duration) error {
+	return u.fn.Disconnect(ctx, d)
+}
+
+// gadgetEndpoint converts a fault plan's endpoint name to the gadget's.
+func gadgetEndpoint(ep fault.Endpoint) gadget.Endpoint {
+	switch ep {
+	case fault.BulkIn:
+		return gadget.BulkIn
+	case fault.BulkOut:
+		return gadget.BulkOut
+	case fault.InterruptIn:
+		return gadget.InterruptIn
+	}
+	return gadget.Endpoint(100 + int(ep)) // unknown: Halt refuses it
 }
 
 func writeRunFile(rf runFile) error {
