@@ -78,8 +78,8 @@ func (f *Function) StrayZLP(ctx context.Context) error {
 
 // Halt stalls an endpoint the way FunctionFS does it: I/O in the wrong direction (a read on an IN endpoint, a
 // write on an OUT endpoint) sets the halt and fails with EBADMSG, which is the expected answer. The host must
-// clear the halt (CLEAR_FEATURE ENDPOINT_HALT) to use the endpoint again. A halt on bulk-out waits for the
-// bulk-out read in flight, if any (f_fs serialises I/O on one endpoint file).
+// clear the halt (CLEAR_FEATURE ENDPOINT_HALT) to use the endpoint again. A halt on bulk-out is set in the
+// background once the bulk-out read in flight completes (f_fs serialises I/O on one endpoint file).
 func (f *Function) Halt(ep Endpoint) error {
 	s := f.session()
 	if s == nil {
@@ -92,7 +92,17 @@ func (f *Function) Halt(ep Endpoint) error {
 		_, err = s.in.Read(nil)
 		s.t.wmu.Unlock()
 	case BulkOut:
-		_, err = s.out.Write(nil)
+		// f_fs holds the endpoint's mutex through a blocking read, and the bulk-out read of the host's next
+		// command is normally in flight: halt in the background, so the answer in progress still goes out.
+		// The halt takes effect when that read completes (the OUT transfer after it stalls).
+		go func() {
+			if _, err := s.out.Write(nil); err != nil && !isHaltAck(err) {
+				f.log.Warn("gadget: fault: halt bulk-out", "err", endpointError("halt bulk-out", err))
+				return
+			}
+			f.log.Info("gadget: fault: endpoint halted", "endpoint", BulkOut)
+		}()
+		return nil
 	case InterruptIn:
 		_, err = s.intr.Read(nil)
 	default:

@@ -81,8 +81,13 @@ func TestHalt(t *testing.T) {
 			if err := h.f.Halt(tt.ep); err != nil {
 				t.Fatalf("Halt: %v (EBADMSG is the expected answer to a halt)", err)
 			}
-			if n := h.endpoint(tt.file, 0).halted(); n != 1 {
-				t.Fatalf("%s: %d wrong-direction I/O, want 1", tt.file, n)
+			ep := h.endpoint(tt.file, 0)
+			deadline := time.Now().Add(5 * time.Second) // bulk-out halts in the background
+			for ep.halted() != 1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d wrong-direction I/O, want 1", tt.file, ep.halted())
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
