@@ -24,6 +24,9 @@ const (
 	envCrashPIN   = "STORE_CRASH_PIN"
 	envCrashIters = "STORE_CRASH_ITERATIONS" // override the number of kills (default 100)
 	envCrashOp    = "STORE_CRASH_OP"         // "verify" (default) or "update"
+	// envCrashPause makes the child stop right after reporting "D" (until it is killed), so that a share of the
+	// kills lands exactly between the committed decrement and the comparison however fast or slow this machine is.
+	envCrashPause = "STORE_CRASH_PAUSE"
 )
 
 // crashKDF makes the derivation long enough (a few ms) that kills land between the decrement and the compare.
@@ -45,7 +48,12 @@ func crashChild(path, pin string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	testHookAfterDecrement = func() { os.Stdout.WriteString("D\n") }
+	testHookAfterDecrement = func() {
+		os.Stdout.WriteString("D\n")
+		if os.Getenv(envCrashPause) != "" {
+			select {} // wait for SIGKILL
+		}
+	}
 	testHookCompared = func() { os.Stdout.WriteString("C\n") }
 	dk, err := s.VerifyPIN(PW1, []byte(pin))
 	var ae *AuthError
@@ -62,14 +70,22 @@ func crashChild(path, pin string) int {
 	return 0
 }
 
-// runChild runs one child; kill > 0 sends SIGKILL after that delay. It returns the child's report lines.
+// runChild runs one child; kill > 0 sends SIGKILL after that delay, kill < 0 as soon as the child reports "D"
+// (the child then pauses there, see envCrashPause). It returns the child's report lines.
 func runChild(t *testing.T, path, pin string, kill time.Duration, env ...string) ([]string, time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envCrashChild+"="+path, envCrashPIN+"="+pin)
 	cmd.Env = append(cmd.Env, env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if kill < 0 {
+		cmd.Env = append(cmd.Env, envCrashPause+"=1")
+	}
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -78,15 +94,18 @@ func runChild(t *testing.T, path, pin string, kill time.Duration, env ...string)
 		timer := time.AfterFunc(kill, func() { cmd.Process.Kill() })
 		defer timer.Stop()
 	}
-	err := cmd.Wait()
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if kill < 0 && sc.Text() == "D" {
+			cmd.Process.Kill()
+		}
+	}
+	err = cmd.Wait()
 	took := time.Since(start)
 	if kill == 0 && err != nil {
 		t.Fatalf("child: %v: %s", err, errOut.String())
-	}
-	var lines []string
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
 	}
 	return lines, took
 }
@@ -145,7 +164,11 @@ func TestVerifyPINPowerCut(t *testing.T) {
 		if right {
 			pin = "123456"
 		}
+		// One kill in four lands exactly between the decrement and the comparison; the others at random moments.
 		delay := time.Duration(rng.Int64N(int64(full)*11/10)) + time.Microsecond
+		if i%4 == 0 {
+			delay = -1
+		}
 		lines, _ := runChild(t, path, pin, delay)
 		after := readRetries(t, path)
 
