@@ -184,67 +184,83 @@ func child(path string, out io.Writer) error {
 		emit("E %d %d", r1, r3)
 		return nil
 	}
+	// The steps run in a cycle. The parent tells the child where in the cycle to start, so that kills, which
+	// come within the first 25 ms, land in every step however slow this machine makes the ones before it.
+	i := 0
+	steps := []func() error{
+		func() error {
+			emit("B v1w")
+			if sw, err := s.verify(0x81, "000000"); err != nil || sw&0xFFF0 != 0x63C0 {
+				return fmt.Errorf("wrong VERIFY 81: %04X %v", sw, err)
+			}
+			return done()
+		},
+		func() error {
+			emit("B v1r")
+			if sw, err := s.verify(0x81, pw1); err != nil || sw != 0x9000 {
+				return fmt.Errorf("VERIFY 81: %04X %v", sw, err)
+			}
+			return done()
+		},
+		func() error {
+			emit("B v3w")
+			if sw, err := s.verify(0x83, "00000000"); err != nil || sw&0xFFF0 != 0x63C0 {
+				return fmt.Errorf("wrong VERIFY 83: %04X %v", sw, err)
+			}
+			return done()
+		},
+		func() error {
+			emit("B v3r")
+			if sw, err := s.verify(0x83, pw3); err != nil || sw != 0x9000 {
+				return fmt.Errorf("VERIFY 83: %04X %v", sw, err)
+			}
+			return done()
+		},
+		func() error {
+			name := fmt.Sprintf("Cut<<Power %d %d", os.Getpid(), i)
+			emit("B put %x", name)
+			if _, err := s.ok("PUT DATA 5B", apdu(0, 0xDA, 0, 0x5B, []byte(name), -1)); err != nil {
+				return err
+			}
+			return done()
+		},
+		func() error {
+			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+			tmpl := append([]byte{0xB6, 0x00, 0x7F, 0x48, 0x02, 0x92, 0x20, 0x5F, 0x48, 0x20}, priv.Seed()...)
+			emit("B import %x", []byte(pub))
+			if _, err := s.ok("PUT DATA DB 3FFF", apdu(0, 0xDB, 0x3F, 0xFF, append([]byte{0x4D, byte(len(tmpl))}, tmpl...), -1)); err != nil {
+				return err
+			}
+			return done()
+		},
+		func() error {
+			emit("B gen")
+			tmplOut, err := s.ok("GENERATE", apdu(0, 0x47, 0x80, 0, []byte{0xB6, 0x00}, 0))
+			if err != nil {
+				return err
+			}
+			newPub, err := ecPoint(tmplOut)
+			if err != nil {
+				return err
+			}
+			r1, r3, err := counters(st)
+			if err != nil {
+				return err
+			}
+			emit("E %d %d %x", r1, r3, newPub)
+			return nil
+		},
+	}
+	first, _ := strconv.Atoi(os.Getenv("POWERCUT_START"))
 	emit("R")
-	for i := 0; ; i++ {
-		emit("B v1w")
-		if sw, err := s.verify(0x81, "000000"); err != nil || sw&0xFFF0 != 0x63C0 {
-			return fmt.Errorf("wrong VERIFY 81: %04X %v", sw, err)
-		}
-		if err := done(); err != nil {
+	// PUT DATA, import and generation need PW3: verify it (step v3r) before starting mid-cycle.
+	if err := steps[3](); err != nil {
+		return err
+	}
+	for ; ; i++ {
+		if err := steps[(first+i)%len(steps)](); err != nil {
 			return err
 		}
-		emit("B v1r")
-		if sw, err := s.verify(0x81, pw1); err != nil || sw != 0x9000 {
-			return fmt.Errorf("VERIFY 81: %04X %v", sw, err)
-		}
-		if err := done(); err != nil {
-			return err
-		}
-		emit("B v3w")
-		if sw, err := s.verify(0x83, "00000000"); err != nil || sw&0xFFF0 != 0x63C0 {
-			return fmt.Errorf("wrong VERIFY 83: %04X %v", sw, err)
-		}
-		if err := done(); err != nil {
-			return err
-		}
-		emit("B v3r")
-		if sw, err := s.verify(0x83, pw3); err != nil || sw != 0x9000 {
-			return fmt.Errorf("VERIFY 83: %04X %v", sw, err)
-		}
-		if err := done(); err != nil {
-			return err
-		}
-		name := fmt.Sprintf("Cut<<Power %d %d", os.Getpid(), i)
-		emit("B put %x", name)
-		if _, err := s.ok("PUT DATA 5B", apdu(0, 0xDA, 0, 0x5B, []byte(name), -1)); err != nil {
-			return err
-		}
-		if err := done(); err != nil {
-			return err
-		}
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		tmpl := append([]byte{0xB6, 0x00, 0x7F, 0x48, 0x02, 0x92, 0x20, 0x5F, 0x48, 0x20}, priv.Seed()...)
-		emit("B import %x", []byte(pub))
-		if _, err := s.ok("PUT DATA DB 3FFF", apdu(0, 0xDB, 0x3F, 0xFF, append([]byte{0x4D, byte(len(tmpl))}, tmpl...), -1)); err != nil {
-			return err
-		}
-		if err := done(); err != nil {
-			return err
-		}
-		emit("B gen")
-		tmplOut, err := s.ok("GENERATE", apdu(0, 0x47, 0x80, 0, []byte{0xB6, 0x00}, 0))
-		if err != nil {
-			return err
-		}
-		newPub, err := ecPoint(tmplOut)
-		if err != nil {
-			return err
-		}
-		r1, r3, err := counters(st)
-		if err != nil {
-			return err
-		}
-		emit("E %d %d %x", r1, r3, newPub)
 	}
 }
 
@@ -278,7 +294,7 @@ func TestPowerCut(t *testing.T) {
 	start := time.Now()
 	for k := 0; k < kills; k++ {
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "POWERCUT_CHILD=1", "POWERCUT_STATE="+path)
+		cmd.Env = append(os.Environ(), "POWERCUT_CHILD=1", "POWERCUT_STATE="+path, fmt.Sprintf("POWERCUT_START=%d", k))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
