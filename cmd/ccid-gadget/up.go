@@ -57,11 +57,11 @@ func gadgetName(fs interface {
 // runUp is `ccid-gadget up`: the reader and its card as a USB device, in the foreground until SIGINT/SIGTERM.
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf stateFlags
-	fs := newFlagSet("up", "up [--udc auto|NAME] [--state PATH] [--vid 0x1209] [--pid 0x0001] [--serial S] [--manufacturer M] [--product P] [--name NAME] [-v]", stdout)
+	fs := newFlagSet("up", "up [--udc auto|NAME] [--state PATH] [--persona NAME] [--vid 0x1209] [--pid 0x0001] [--bcd-device 0x0100] [--serial S] [--manufacturer M] [--product P] [--max-speed S] [--faults PLAN] [--replay TRACE [--on-divergence fail|card|mute] [--replay-mixed]] [--record FILE] [--pcap FILE] [--record-secrets] [--name NAME] [-v]", stdout)
 	sf.register(fs)
 	udc := fs.String("udc", "auto", "USB device controller: `auto` takes the only one in /sys/class/udc")
-	vidFlag := fs.String("vid", "0x1209", "USB vendor `id` (default: pid.codes)")
-	pidFlag := fs.String("pid", "0x0001", "USB product `id` (default: the pid.codes test PID; list it on hosts with host-setup)")
+	vidFlag := fs.String("vid", "0x1209", "USB vendor `id` (default: the persona's; pid.codes for generic)")
+	pidFlag := fs.String("pid", "0x0001", "USB product `id` (default: the persona's; the pid.codes test PID for generic: list it on hosts with host-setup)")
 	serial := fs.String("serial", "", "USB serial `string` (default: the card's serial number)")
 	manufacturer := fs.String("manufacturer", "ccidgadget", "USB manufacturer `string`")
 	product := fs.String("product", "ccidgadget OpenPGP reader", "USB product `string`, also the interface name pcscd shows")
