@@ -259,9 +259,12 @@ sign_and_crypt() {
 	cmp "$T/msg" "$T/msg.out" || fail "decrypted text differs"
 }
 
-# make_cert N: a self-signed DER certificate $T/cert$N.der with its own subject.
+# make_cert N: a self-signed DER certificate $T/cert$N.der (RSA-2048, about 830 bytes) with its
+# own subject and serial; one key serves every certificate (key generation is slow under TCG).
 make_cert() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/cert$1.key" -subj "/CN=bench cert $1/O=ccidgadget" \
+	[ -f "$T/cert.key" ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/cert.key" 2>/dev/null ||
+		fail "openssl could not make a key"
+	openssl req -x509 -new -key "$T/cert.key" -subj "/CN=bench cert $1/O=ccidgadget" -set_serial "$1" \
 		-days 30 -outform DER -out "$T/cert$1.der" 2>/dev/null || fail "openssl could not make cert $1"
 }
 
