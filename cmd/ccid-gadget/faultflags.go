@@ -292,4 +292,4 @@ func (fx *faultSetup) Reenumerate(ctx context.Context) error {
 	return fx.usb.Reenumerate(ctx)
 }
 
-var errNoUSB = errors.New("the gadget does not execute USB faults yet")
+var errNoUSB = errors.New("no USB gadget to run the fault on (SetUSB not called)")
