@@ -1,6 +1,7 @@
 # ccidgadget build and test entry points. `make deps` once on a fresh Debian 12 machine, then `make test`.
 # Every target is a plain command that can be run by hand too; README.md explains each.
 
+SHELL     := /bin/bash
 GO        ?= go
 BIN       ?= bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -54,8 +55,10 @@ arm:
 	CGO_ENABLED=0 GOARCH=arm GOARM=6 $(GO) test -short -count=1 -exec qemu-arm-static ./...
 
 # End-to-end tests through real pcscd + vsmartcard-vpcd, GnuPG and OpenSC, no USB.
+# A skipped test here means a missing tool, not a pass: the target fails on any SKIP.
 e2e-pcsc:
-	CCIDGADGET_E2E=1 $(GO) test -count=1 -timeout 20m ./e2e/...
+	@set -o pipefail; CCIDGADGET_E2E=1 $(GO) test -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee e2e-pcsc.log | grep -E '^(---|ok|FAIL|PASS)'
+	@if grep -q -- '--- SKIP' e2e-pcsc.log; then echo "e2e-pcsc: skipped tests:"; grep -A2 -- '--- SKIP' e2e-pcsc.log; exit 1; fi
 
 # The virtual bench: a QEMU guest with dummy_hcd where real host stacks drive the USB gadget.
 e2e:
