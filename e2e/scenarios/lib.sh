@@ -95,6 +95,17 @@ gadget_stop() {
 	GADGET_PID=""
 	echo "ccid-gadget exited with $rc"
 	wait_for "the device to disappear after ccid-gadget stopped" 10 usb_absent
+	# pcscd drops the reader on its own hotplug event, some time after the device is gone; until
+	# then it still lists the old reader under the same name, and a client that connects to it
+	# gets SCARD_E_READER_UNAVAILABLE (seen in CI: 13-fidelity, replay run 4 of 5).
+	[ -z "$PCSCD_PID" ] || wait_for "pcscd to drop the reader after ccid-gadget stopped" 20 pcsc_no_reader
+}
+
+# pcsc_no_reader: pcscd lists no reader at all.
+pcsc_no_reader() {
+	/usr/bin/python3 -c 'import sys
+from smartcard.System import readers
+sys.exit(1 if readers() else 0)' 2>/dev/null
 }
 
 # host_setup: list the VID:PID in the guest's (writable, throw-away) /etc/libccid_Info.plist:
