@@ -212,11 +212,18 @@ func (r *Replayer) Command(ctx context.Context, frame []byte) []byte {
 			p.skipWTX = !r.opt.Mixed || p.fault
 		}
 	}
-	if p.ex == nil && t != ccid.MsgGetSlotStatus {
+	switch {
+	case p.ex != nil || t == ccid.MsgGetSlotStatus:
+	case t == ccid.MsgXfrBlock:
+		// The divergence policy is about APDUs: only they have recorded answers that can be missing.
 		r.log.Warn("trace: replay diverged", "command", fmt.Sprintf("% X", frame), "policy", r.opt.OnDivergence)
-		if t == ccid.MsgXfrBlock && r.opt.OnDivergence == DivergeMute {
+		if r.opt.OnDivergence == DivergeMute {
 			return nil
 		}
+	default:
+		// PowerOn (answered with the recorded ATR), PowerOff, parameters ...: traces that start with a
+		// "Card ATR:" line hold none of these, and the reader answers them from the slot's state.
+		r.log.Debug("trace: not in the trace, answered by the reader", "command", fmt.Sprintf("% X", frame))
 	}
 	if len(r.pending) >= 64 { // answers the reader never wrote (Serve ended)
 		clear(r.pending)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -240,5 +241,45 @@ func TestReplayMixed(t *testing.T) {
 	}
 	if _, err := trace.NewReplayer(&trace.Trace{}, trace.Options{Mixed: true}); !errors.Is(err, err) || err == nil {
 		t.Error("mixed without a live card accepted")
+	}
+}
+
+// warnCounter is a slog handler that keeps the messages of WARN and above.
+type warnCounter struct{ msgs chan string }
+
+func (h warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h warnCounter) Handle(_ context.Context, r slog.Record) error {
+	h.msgs <- r.Message
+	return nil
+}
+func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnCounter) WithGroup(string) slog.Handler      { return h }
+
+// TestReplayDivergenceLog: only an APDU the trace lacks is reported as a divergence; the power-on that a trace
+// starting with "Card ATR:" never recorded, and a power-off, are answered by the reader without a warning.
+func TestReplayDivergenceLog(t *testing.T) {
+	h := warnCounter{msgs: make(chan string, 16)}
+	b := newBench(t, loadTrace(t, "pr533-desktop.log"), trace.Options{Logger: slog.New(h)})
+	b.powerOn(1)
+	if got := b.exchange(ccid.NewXfrBlock(0, 2, 0, 0, selectEMRTD)); !bytes.Equal(got[ccid.HeaderSize:], []byte{0x90, 0x00}) {
+		t.Fatalf("recorded SELECT: % X", got)
+	}
+	if got := b.exchange(ccid.NewIccPowerOff(0, 3)); got[7]&0x40 != 0 {
+		t.Fatalf("power off: % X", got)
+	}
+	select {
+	case m := <-h.msgs:
+		t.Fatalf("warning %q for commands the reader answers itself", m)
+	default:
+	}
+	b.powerOn(4)
+	b.exchange(ccid.NewXfrBlock(0, 5, 0, 0, []byte{0x00, 0xB0, 0x00, 0x00, 0x08}))
+	select {
+	case m := <-h.msgs:
+		if m != "trace: replay diverged" {
+			t.Fatalf("warning %q, want the divergence", m)
+		}
+	default:
+		t.Fatal("no warning for an APDU the trace does not have")
 	}
 }
