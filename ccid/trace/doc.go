@@ -37,9 +37,10 @@
 // # Recording
 //
 // A Recorder writes the frames it sees as a pcscd debug log would (`00000066 -> 000000 6F 0C …` and
-// `NotifySlotChange: 50 02`, the first column the µs since the previous line, from a monotonic clock). The PIN
-// bytes of VERIFY (INS 20), CHANGE REFERENCE DATA (24) and RESET RETRY COUNTER (2C) are written as XX unless
-// --record-secrets; Parse reads XX as a masked byte that matches any byte when the recording is replayed. A
+// `NotifySlotChange: 50 02`, the first column the µs since the previous line, from a monotonic clock). The
+// secret bytes (IsSecretAPDU: the PINs of VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER, the resetting
+// code and AES key of PUT DATA D3/D5, the private keys of PUT DATA DB 3FFF) are written as XX unless
+// --record-secrets; the replayer's divergence log masks them the same way; Parse reads XX as a masked byte that matches any byte when the recording is replayed. A
 // PcapWriter writes the same frames as usbmon URBs (bus 1, device 1, bulk-IN 0x81, bulk-OUT 0x02,
 // interrupt-IN 0x83) after a GET_DESCRIPTOR(configuration) that declares interface class 0x0B, so Wireshark's
 // usbccid dissector decodes the bulk frames without "Decode As" (Wireshark 4.0 shows interrupt messages as

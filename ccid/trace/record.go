@@ -177,44 +177,71 @@ func hexBytes(b []byte, mask []bool) string {
 	return s.String()
 }
 
-// secretMask marks the PIN bytes of a VERIFY, CHANGE REFERENCE DATA or RESET RETRY COUNTER XfrBlock (and the
-// continuation frames of such a chained command). Called with mu held.
+// secretMask marks the secret bytes of an XfrBlock whose APDU carries PINs or key material (IsSecretAPDU), and
+// the continuation frames of such a chained command. Called with mu held.
 func (r *Recorder) secretMask(frame []byte) []bool {
+	mask, chain := secretMask(frame, r.chain)
+	r.chain = chain
+	return mask
+}
+
+// secretMask marks the secret bytes of frame; inChain says the previous frame began or continued a chained
+// secret APDU. It returns the mask (nil: nothing secret) and whether the next frame continues a secret chain.
+func secretMask(frame []byte, inChain bool) (mask []bool, chain bool) {
 	if len(frame) < ccid.HeaderSize || ccid.MessageType(frame[0]) != ccid.MsgXfrBlock {
-		return nil
+		return nil, inChain
 	}
 	level := uint16(frame[8]) | uint16(frame[9])<<8
 	data := frame[ccid.HeaderSize:]
-	mask := make([]bool, len(frame))
 	switch level {
 	case ccid.ChainContinue, ccid.ChainEnd:
-		if !r.chain {
-			return nil
+		if !inChain {
+			return nil, false
 		}
-		r.chain = level == ccid.ChainContinue
+		mask = make([]bool, len(frame))
 		for i := ccid.HeaderSize; i < len(frame); i++ {
 			mask[i] = true
 		}
-		return mask
+		return mask, level == ccid.ChainContinue
 	case ccid.ChainNone, ccid.ChainBegin:
-		r.chain = false
 	default:
-		return nil
+		return nil, false
 	}
-	if len(data) < 5 || !IsSecretINS(data[1]) {
-		return nil
+	if !IsSecretAPDU(data) {
+		return nil, false
 	}
 	start := 5 // short Lc
 	if data[4] == 0 && len(data) >= 7 {
 		start = 7 // extended Lc
 	}
+	mask = make([]bool, len(frame))
 	for i := ccid.HeaderSize + start; i < len(frame); i++ {
 		mask[i] = true // the data field (and Le, if any: harmless)
 	}
-	r.chain = level == ccid.ChainBegin
-	return mask
+	return mask, level == ccid.ChainBegin
 }
 
-// IsSecretINS reports whether an instruction carries PINs: VERIFY (0x20), CHANGE REFERENCE DATA (0x24),
-// RESET RETRY COUNTER (0x2C).
-func IsSecretINS(ins byte) bool { return ins == 0x20 || ins == 0x24 || ins == 0x2C }
+// IsSecretAPDU reports whether a command APDU's data field is secret: VERIFY (INS 20), CHANGE REFERENCE DATA
+// (24) and RESET RETRY COUNTER (2C) carry PINs; PUT DATA of the resetting code (DA 00D3) and of the AES key
+// (DA 00D5), and the private-key import (DB 3FFF), carry secrets too. apdu needs at least its 5-byte header.
+func IsSecretAPDU(apdu []byte) bool {
+	if len(apdu) < 5 {
+		return false
+	}
+	switch p := uint16(apdu[2])<<8 | uint16(apdu[3]); apdu[1] {
+	case 0x20, 0x24, 0x2C:
+		return true
+	case 0xDA:
+		return p == 0x00D3 || p == 0x00D5
+	case 0xDB:
+		return p == 0x3FFF
+	}
+	return false
+}
+
+// redacted prints frame for a log with its secret bytes (IsSecretAPDU) as XX. Without the chain state it
+// cannot know whether a continuation frame belongs to a secret command, so it masks every continuation.
+func redacted(frame []byte) string {
+	mask, _ := secretMask(frame, true)
+	return strings.TrimSpace(hexBytes(frame, mask))
+}

@@ -175,3 +175,61 @@ func TestPcapTshark(t *testing.T) {
 		t.Errorf("tshark fields:\n%q\nwant\n%q", got, want)
 	}
 }
+
+func TestIsSecretAPDU(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		apdu []byte
+		want bool
+	}{
+		{"VERIFY", []byte{0x00, 0x20, 0x00, 0x81, 0x06, '1', '2', '3', '4', '5', '6'}, true},
+		{"CHANGE REFERENCE DATA", []byte{0x00, 0x24, 0x00, 0x83, 0x01, 0x00}, true},
+		{"RESET RETRY COUNTER", []byte{0x00, 0x2C, 0x02, 0x81, 0x01, 0x00}, true},
+		{"PUT DATA resetting code", []byte{0x00, 0xDA, 0x00, 0xD3, 0x01, 0x00}, true},
+		{"PUT DATA AES key", []byte{0x00, 0xDA, 0x00, 0xD5, 0x01, 0x00}, true},
+		{"key import", []byte{0x10, 0xDB, 0x3F, 0xFF, 0x01, 0x00}, true},
+		{"PUT DATA name", []byte{0x00, 0xDA, 0x00, 0x5B, 0x01, 0x00}, false},
+		{"PUT DATA certificate", []byte{0x00, 0xDA, 0x7F, 0x21, 0x01, 0x00}, false},
+		{"GET DATA", []byte{0x00, 0xCA, 0x00, 0x6E, 0x00}, false},
+		{"too short", []byte{0x00, 0x20, 0x00, 0x81}, false},
+	} {
+		if got := trace.IsSecretAPDU(tc.apdu); got != tc.want {
+			t.Errorf("%s: IsSecretAPDU(% X) = %v, want %v", tc.name, tc.apdu, got, tc.want)
+		}
+	}
+}
+
+// TestRecordMasksKeys: a private key imported through PUT DATA DB in a CCID chain (first frame and
+// continuation) and a resetting code never reach the recording.
+func TestRecordMasksKeys(t *testing.T) {
+	key := bytes.Repeat([]byte{0xA5}, 40)
+	begin := append([]byte{0x00, 0xDB, 0x3F, 0xFF, 0x00, 0x00, 0x50}, key...)
+	var buf bytes.Buffer
+	rec := trace.NewRecorder(&buf, trace.RecordOptions{Clock: newFakeClock()})
+	ctx := context.Background()
+	for _, m := range []ccid.Message{
+		ccid.NewXfrBlock(0, 1, 0, ccid.ChainBegin, begin),
+		ccid.NewXfrBlock(0, 2, 0, ccid.ChainEnd, key),
+		ccid.NewXfrBlock(0, 3, 0, 0, []byte{0x00, 0xDA, 0x00, 0xD3, 0x04, 0xA5, 0xA5, 0xA5, 0xA5}),
+		ccid.NewXfrBlock(0, 4, 0, 0, []byte{0x00, 0xDA, 0x00, 0x5B, 0x02, 0xA5, 0xA5}),
+	} {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Command(ctx, b)
+	}
+	rec.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	for i, l := range lines[:3] {
+		if strings.Contains(l, "A5") {
+			t.Errorf("line %d keeps secret bytes: %s", i, l)
+		}
+	}
+	if !strings.Contains(lines[3], "A5 A5") {
+		t.Errorf("the cardholder name was masked: %s", lines[3])
+	}
+}

@@ -216,14 +216,14 @@ func (r *Replayer) Command(ctx context.Context, frame []byte) []byte {
 	case p.ex != nil || t == ccid.MsgGetSlotStatus:
 	case t == ccid.MsgXfrBlock:
 		// The divergence policy is about APDUs: only they have recorded answers that can be missing.
-		r.log.Warn("trace: replay diverged", "command", fmt.Sprintf("% X", frame), "policy", r.opt.OnDivergence)
+		r.log.Warn("trace: replay diverged", "command", redacted(frame), "policy", r.opt.OnDivergence)
 		if r.opt.OnDivergence == DivergeMute {
 			return nil
 		}
 	default:
 		// PowerOn (answered with the recorded ATR), PowerOff, parameters ...: traces that start with a
 		// "Card ATR:" line hold none of these, and the reader answers them from the slot's state.
-		r.log.Debug("trace: not in the trace, answered by the reader", "command", fmt.Sprintf("% X", frame))
+		r.log.Debug("trace: not in the trace, answered by the reader", "command", redacted(frame))
 	}
 	if len(r.pending) >= 64 { // answers the reader never wrote (Serve ended)
 		clear(r.pending)

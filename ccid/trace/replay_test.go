@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +284,37 @@ func TestReplayDivergenceLog(t *testing.T) {
 	default:
 		t.Fatal("no warning for an APDU the trace does not have")
 	}
+}
+
+// TestReplayDivergenceLogMasksPINs: a VERIFY the trace lacks is logged without its PIN.
+func TestReplayDivergenceLogMasksPINs(t *testing.T) {
+	var buf syncBuffer
+	b := newBench(t, loadTrace(t, "pr533-desktop.log"), trace.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	b.powerOn(1)
+	b.exchange(ccid.NewXfrBlock(0, 2, 0, 0, []byte{0x00, 0x20, 0x00, 0x81, 0x06, '9', '8', '7', '6', '5', '4'}))
+	out := buf.String()
+	if !strings.Contains(out, "replay diverged") || !strings.Contains(out, "00 20 00 81 06 XX XX XX XX XX XX") {
+		t.Fatalf("divergence not logged with the PIN masked:\n%s", out)
+	}
+	if strings.Contains(out, "39 38 37") {
+		t.Fatalf("the PIN reached the log:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the reader's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

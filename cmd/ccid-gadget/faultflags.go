@@ -38,7 +38,7 @@ func (f *faultFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.mixed, "replay-mixed", false, "with --replay, take timings and faults from the trace and content from the live card")
 	fs.StringVar(&f.record, "record", "", "write every exchange to `FILE` in the pcscd-log format (trace show/plot and --replay read it)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every exchange to `FILE` as a pcap (LINKTYPE_USB_LINUX_MMAPPED) for Wireshark")
-	fs.BoolVar(&f.recordSecrets, "record-secrets", false, "keep the PIN bytes of VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER in --record/--pcap (masked by default)")
+	fs.BoolVar(&f.recordSecrets, "record-secrets", false, "keep PINs, the resetting code and imported keys in --record/--pcap (masked as XX by default)")
 	fs.StringVar(&f.persona, "persona", "generic", "look like reader `NAME` (VID:PID, speed, CCID descriptor, ATR); 'ccid-gadget personas' lists them")
 }
 
