@@ -8,9 +8,11 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 # Debian packages the tests use: the host stacks (pcscd, libccid, GnuPG, OpenSC, vpcd), QEMU for the virtual
-# bench and for running the 32-bit ARM unit tests, libusb for ccid-probe.
+# bench and for running the 32-bit ARM unit tests, a C compiler, pkg-config and libusb for ccid-probe (cgo) and for
+# the unit tests' -race.
 APT_PKGS  := pcscd libccid scdaemon gnupg gpg-agent opensc pcsc-tools vsmartcard-vpcd openssl openssh-client tshark \
-             qemu-system-x86 qemu-user-static busybox-static kmod usbutils libusb-1.0-0-dev python3-pyscard
+             qemu-system-x86 qemu-user-static busybox-static kmod usbutils gcc libc6-dev pkgconf libusb-1.0-0-dev \
+             python3-pyscard
 
 .PHONY: all build cross deps test check unit fuzz arm e2e-pcsc e2e bench
 
