@@ -23,10 +23,12 @@ type statusReport struct {
 		Started time.Time `json:"started,omitzero"`
 	} `json:"daemon"`
 	// CardAsOf is when Card was read: by the running daemon (it refreshes every 5 s), or now from the state file.
-	CardAsOf  time.Time  `json:"card_as_of,omitzero"`
-	State     string     `json:"state,omitempty"`
-	Card      *card.Info `json:"card,omitempty"`
-	CardError string     `json:"card_error,omitempty"`
+	CardAsOf time.Time  `json:"card_as_of,omitzero"`
+	State    string     `json:"state,omitempty"`
+	Card     *card.Info `json:"-"`
+	// CardJSON is Card in the format of `card info --json` (hex byte strings, snake_case names).
+	CardJSON  *infoJSON `json:"card,omitempty"`
+	CardError string    `json:"card_error,omitempty"`
 }
 
 // runStatus is `ccid-gadget status`: is the gadget there, bound, seen by a host, and what card it carries.
@@ -63,6 +65,10 @@ func runStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	if *asJSON {
+		if rep.Card != nil {
+			j := newInfoJSON(rep.State, *rep.Card)
+			rep.CardJSON = &j
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)

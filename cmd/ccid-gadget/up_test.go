@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ccidgadget/ccidgadget/card"
 	"github.com/ccidgadget/ccidgadget/configfs"
+	"github.com/ccidgadget/ccidgadget/store"
 )
 
 // fakeMachine points the gadget commands at a temporary tree: configfs at root/config, UDCs in root/udc, run
@@ -101,6 +104,33 @@ func TestStatus(t *testing.T) {
 	}
 	if !rep.Gadget.Exists || rep.Gadget.UDC != "dummy_udc.0" || !rep.Gadget.Configured || rep.Daemon.Running || rep.CardError == "" {
 		t.Errorf("json report %+v", rep)
+	}
+
+	// With a state file, --json gives the card in `card info --json`'s format (hex strings, snake_case).
+	state = filepath.Join(root, "card.db")
+	st, err := store.Open(state, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := card.New(st, card.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = execCmd("status", "--state", state, "--json")
+	var raw struct {
+		Card map[string]any `json:"card"`
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || code != 0 {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if raw.Card["aid"] != fmt.Sprintf("%X", info.AID) || raw.Card["serial"] != fmt.Sprintf("%X", info.Serial[:]) ||
+		raw.Card["version"] != "3.4" || raw.Card["pins"] == nil {
+		t.Errorf("status --json card = %v", raw.Card)
 	}
 
 	// A running daemon's run file supplies the card summary (the state file is locked while it runs).
