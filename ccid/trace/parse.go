@@ -20,6 +20,9 @@ type Trace struct {
 	Events    []Event    // interrupt messages (NotifySlotChange, HardwareError)
 	Lines     int        // lines read
 	Timed     bool       // the lines carry µs deltas (false for syslog-mode logs: all times are 0)
+	// VendorID and ProductID are the recorded reader's, from the first device name pcscd logged
+	// ("usb:1fc9/010b:libudev:0:/dev/bus/usb/003/009"); both 0 when the log names none.
+	VendorID, ProductID uint16
 }
 
 // Frame is one CCID message on the wire at a time since the first line of the log.
@@ -116,6 +119,7 @@ var (
 	frameRE   = regexp.MustCompile(`^(->|<-) (?:lun: ([0-9A-Fa-f]+), |([0-9A-Fa-f]{6}) )((?:(?:[0-9A-Fa-f]{2}|XX) ?)*)\s*$`)
 	notifyRE  = regexp.MustCompile(`(NotifySlotChange|HardwareError): ((?:[0-9A-Fa-f]{2} ?)+)\s*$`)
 	apduRE    = regexp.MustCompile(`^(APDU|SW|Card ATR): ?((?:[0-9A-Fa-f]{2} ?)*)\s*$`)
+	usbRE     = regexp.MustCompile(`\busb:([0-9A-Fa-f]{4})/([0-9A-Fa-f]{4})\b`)
 )
 
 // MaxLineLength bounds one log line (a 65 556-byte frame in hex is about 200 kB).
@@ -200,6 +204,13 @@ func Parse(r io.Reader) (*Trace, error) {
 				t.ATR = b
 			}
 			continue
+		}
+		if t.VendorID == 0 && t.ProductID == 0 {
+			if m := usbRE.FindStringSubmatch(msg); m != nil {
+				v, _ := strconv.ParseUint(m[1], 16, 16)
+				p, _ := strconv.ParseUint(m[2], 16, 16)
+				t.VendorID, t.ProductID = uint16(v), uint16(p)
+			}
 		}
 		if open >= 0 {
 			for _, k := range noteKeys {

@@ -36,6 +36,11 @@ func TestParseSharedTraces(t *testing.T) {
 	if len(desk.Exchanges) != 2 || !bytes.Equal(desk.ATR, []byte{0x3B, 0x80, 0x80, 0x01, 0x01}) {
 		t.Fatalf("desktop: %d exchanges ATR % X", len(desk.Exchanges), desk.ATR)
 	}
+	for _, tr := range []*trace.Trace{emb, desk} {
+		if tr.VendorID != 0x1FC9 || tr.ProductID != 0x010B {
+			t.Errorf("reader %04X:%04X, want the PR533's 1FC9:010B", tr.VendorID, tr.ProductID)
+		}
+	}
 	if desk.Exchanges[0].Latency() != 78174*time.Microsecond || desk.Exchanges[1].Latency() != 17077*time.Microsecond {
 		t.Errorf("latencies %v %v", desk.Exchanges[0].Latency(), desk.Exchanges[1].Latency())
 	}
