@@ -93,6 +93,8 @@ func checkRecords(btx *bolt.Tx) error {
 		case bytes.Equal(k, keyEpoch) && len(v) == epochLen:
 		case bytes.Equal(k, keyDeviceSecretID) && len(v) == 16:
 		case bytes.Equal(k, keyTerminated) && bytes.Equal(v, []byte{1}):
+		case bytes.Equal(k, keyAdminLess) && len(v) == 1 &&
+			(v[0] == byte(AdminLessPending) || v[0] == byte(AdminLessActive)):
 		default:
 			return corrupt("meta record %q of %d bytes", k, len(v))
 		}

@@ -30,6 +30,8 @@
 //	      "dsid"       16 bytes, present only when the file was created with a device secret:
 //	                   HMAC-SHA256(device secret, "ccidgadget/store/v1/device-secret-id")[:16]
 //	      "terminated" 01 while TERMINATE DF's termination state lasts
+//	      "adminless"  01 admin-less mode switched on, waiting for PW1 to be set; 02 on, PW1 is the admin PIN;
+//	                   absent when off (see AdminLess: SetPIN moves it, FactoryReset removes it)
 //	do    uint16 tag -> value, 1..65535 bytes (never 7F21)
 //	cert  occurrence byte 0..2 -> DER certificate, 1..65535 bytes
 //	pin   PIN byte (0 PW1, 1 RC, 2 PW3) -> PIN record, 134 bytes
@@ -63,6 +65,10 @@
 // moves the old one to occurrence 0 (the AUT certificate GnuPG reads as OPENPGP.3). Open runs every migration from
 // the file's version in the same transaction as the version bump, then the integrity check. A file from a newer
 // version gives ErrSchema and is not touched.
+//
+// The meta record "adminless" came without a schema bump, so a file that never had the mode on still opens in
+// older versions; one that has it is refused by them as corrupt (their Check knows no such record) instead of
+// being served with PW3's record as the admin PIN, which its owner would not expect.
 //
 // # Cryptography
 //

@@ -226,7 +226,8 @@ func (s *Store) VerifyPIN(p PIN, pin []byte) (*DataKey, error) {
 
 // SetPIN stores a new verifier for p, wraps dk under it and resets its counter to the maximum. pin == nil removes
 // the PIN (RC only). The caller proves the right to do so (VERIFY PW3, the old PIN, or the reset code) and gets dk
-// from that VerifyPIN. The Argon2id derivation (Options.KDF) runs inside the transaction.
+// from that VerifyPIN. The Argon2id derivation (Options.KDF) runs inside the transaction. In the same transaction
+// SetPIN moves the admin-less mode: a new PW1 makes a pending mode active, a new PW3 ends it (see AdminLess).
 func (tx *Tx) SetPIN(p PIN, pin []byte, dk *DataKey) error {
 	if err := tx.setPIN(p, pin, dk); err != nil {
 		return fmt.Errorf("store: set %v: %w", p, err)
@@ -260,7 +261,10 @@ func (tx *Tx) setPIN(p PIN, pin []byte, dk *DataKey) error {
 			return err
 		}
 		tx.scrub = true // the old wrap (under the old PIN, maybe a default one) goes to a free page
-		return storePIN(tx.btx, p, &nr)
+		if err := storePIN(tx.btx, p, &nr); err != nil {
+			return err
+		}
+		return adminLessAfterSet(tx.btx, p)
 	})
 }
 

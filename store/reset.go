@@ -10,9 +10,11 @@ import (
 
 // FactoryReset destroys the data key (a new epoch makes every old wrap and blob useless even if a copy survives),
 // every key blob, certificate and DO; makes a new data key wrapped under the default PINs, removes the reset code,
-// restores the counters and clears the termination state. It works whatever the PIN state (TERMINATE DF /
-// ACTIVATE FILE); the caller decides who may call it. The serial number stays. After the commit, Update
-// overwrites the file's free pages, where the old records' bytes would otherwise linger.
+// restores the counters, and clears the termination state and the admin-less mode (a reset card is a specification
+// card: host tools initialising it expect PW3 12345678 to stay the admin PIN after they change PW1). It works
+// whatever the PIN state (TERMINATE DF / ACTIVATE FILE); the caller decides who may call it. The serial number
+// stays. After the commit, Update overwrites the file's free pages, where the old records' bytes would otherwise
+// linger.
 func (tx *Tx) FactoryReset() error {
 	if err := tx.factoryReset(); err != nil {
 		return fmt.Errorf("store: factory reset: %w", err)
@@ -32,6 +34,9 @@ func (tx *Tx) factoryReset() error {
 		}
 	}
 	if err := tx.btx.Bucket(bktMeta).Delete(keyTerminated); err != nil {
+		return err
+	}
+	if err := tx.btx.Bucket(bktMeta).Delete(keyAdminLess); err != nil {
 		return err
 	}
 	tx.scrub = true

@@ -32,6 +32,7 @@ var (
 	keyEpoch          = []byte("epoch")
 	keyDeviceSecretID = []byte("dsid")
 	keyTerminated     = []byte("terminated")
+	keyAdminLess      = []byte("adminless")
 )
 
 // migration rewrites a file of schema version from into version from+1, inside the transaction that opens it.
