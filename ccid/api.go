@@ -30,17 +30,25 @@ type Transport interface {
 	// transport has drained the rest: the reader answers it with bError 1 (bad dwLength) either way.
 	ReadFrame(ctx context.Context) ([]byte, error)
 	// WriteFrame sends one whole RDR_to_PC message (the transport adds any ZLP). The frame is valid only during
-	// the call. Calls never overlap.
+	// the call. Calls never overlap: one goroutine per Serve makes them, from a queue, so a write the host does
+	// not read holds up later answers but never the reading of commands. WriteFrame must return soon after ctx
+	// is cancelled or the transport ends, even if the host never reads the frame: Serve waits for it.
 	WriteFrame(ctx context.Context, frame []byte) error
 }
 
 // Interceptor is the seam where a fault-injection layer sits between the reader and its transport. Command
 // sees each whole host frame before the reader handles it; Answer sees each whole device frame (answers, time
-// extensions, busy and abort replies) before it is written. Both run on the reader's goroutines: Command on the
-// one reading frames, Answer on the one that produced the frame; write serialises with every other write.
+// extensions, busy and abort replies) before it is written.
 //
-// Delaying inside Answer delays that frame and nothing else happens meanwhile on its goroutine (no time
-// extension). To make a card slow while the reader keeps sending time extensions, wrap the Card instead.
+// Command runs on the goroutine that reads host frames. Answer runs on Serve's bulk-IN writer goroutine, once
+// per device frame, in the order the reader produced them (a command's time extensions before its answer),
+// one frame at a time; write calls the transport directly. The reader queues its frames (see WriteFrame), so
+// Answer for a frame may run after Command has already seen later host commands.
+//
+// Delaying inside Answer delays that frame and, as in a real reader's IN FIFO, the frames queued behind it,
+// but never the reading and handling of host commands. No time extension is sent meanwhile for the command
+// being delayed (it is the frame itself that waits). To make a card slow while the reader keeps sending time
+// extensions, wrap the Card instead.
 type Interceptor interface {
 	// Command returns the frame the reader should handle (frame itself, a changed copy) or nil to drop it.
 	Command(ctx context.Context, frame []byte) []byte

@@ -7,7 +7,8 @@ import (
 )
 
 // dispatcher handles host frames on Serve's reading goroutine. It answers everything that does not need the
-// card at once and hands card operations to the slot's worker.
+// card at once (queueing the answer for the writer, never waiting for the transport) and hands card
+// operations to the slot's worker.
 type dispatcher struct {
 	r   *Reader
 	w   *writer
@@ -18,7 +19,7 @@ type dispatcher struct {
 func (d *dispatcher) reply(t MessageType, slot, seq, status byte, e SlotError, p2 byte, data []byte) {
 	d.out = appendHeader(d.out[:0], t, uint32(len(data)), slot, seq, [3]byte{status, byte(e), p2})
 	d.out = append(d.out, data...)
-	d.w.write(d.out)
+	d.w.send(d.out)
 }
 
 // fail answers command m with its response type, bmCommandStatus failed and bError e.
@@ -62,7 +63,7 @@ func (d *dispatcher) handle(ctx context.Context, frame []byte) {
 	}
 	s := r.slots[slotNum]
 	if t == MsgAbort {
-		d.bulkAbort(s, m)
+		d.bulkAbort(ctx, s, m)
 		return
 	}
 	s.mu.Lock()
@@ -247,8 +248,9 @@ func (d *dispatcher) xfrBlock(ctx context.Context, s *slot, m Message, icc byte)
 }
 
 // bulkAbort handles PC_to_RDR_Abort: it pairs with the ABORT class request, cancels the operation in flight,
-// waits until its answer is written, and answers with RDR_to_PC_SlotStatus.
-func (d *dispatcher) bulkAbort(s *slot, m Message) {
+// waits until its answer is queued (so the host gets it before the SlotStatus), and answers with
+// RDR_to_PC_SlotStatus.
+func (d *dispatcher) bulkAbort(ctx context.Context, s *slot, m Message) {
 	s.mu.Lock()
 	if m.Check() != nil {
 		icc := s.iccStatus()
@@ -262,8 +264,18 @@ func (d *dispatcher) bulkAbort(s *slot, m Message) {
 		s.abort, s.abortSeq = abortBulk, m.Seq
 	}
 	s.abortOp()
-	for s.busy || s.answering {
-		s.idle.Wait()
+	if s.busy || s.answering {
+		// A worker that sees ctx end first never takes its job (settleQueued frees the slot after Serve's
+		// loop), so stop waiting when ctx ends: the writer is gone and the host gets no answer anyway.
+		stop := context.AfterFunc(ctx, func() { s.mu.Lock(); s.idle.Broadcast(); s.mu.Unlock() })
+		for (s.busy || s.answering) && ctx.Err() == nil {
+			s.idle.Wait()
+		}
+		stop()
+		if ctx.Err() != nil {
+			s.mu.Unlock()
+			return
+		}
 	}
 	icc := s.iccStatus()
 	s.mu.Unlock()

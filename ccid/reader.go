@@ -233,8 +233,8 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	}
 	stop := context.AfterFunc(ctx, cancelOps)
 	defer stop()
-	w := &writer{t: t, ctx: ctx, icpt: r.icpt, fail: cancel}
-	w.rawFn = w.raw
+	w := newWriter(ctx, t, r.icpt, r.log, cancel)
+	go w.run()
 	var wg sync.WaitGroup
 	for _, s := range r.slots {
 		s.mu.Lock()
@@ -264,6 +264,7 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	cancel(err)
 	cancelOps()
 	wg.Wait()
+	<-w.done // WriteFrame returns once ctx is cancelled (Transport)
 	for _, s := range r.slots {
 		s.settleQueued()
 	}
@@ -273,30 +274,143 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	return fmt.Errorf("ccid: serve: %w", err)
 }
 
-// writer is the single path to the transport's bulk-IN side.
+// outQueueCap is how many device frames may wait for the bulk-IN writer, the one being written not counted.
+//
+// When the queue is full, the producer (the dispatcher or a slot worker) waits for room, or for Serve to end
+// (then the frame is dropped, as the transport is going away): no frame is ever dropped while Serve runs, so
+// the Interceptor sees every one. A host that reads bulk-IN keeps the queue short, and a host that sends
+// commands faster than it reads (TestSingleWriter pipelines 200) gets backpressure, not lost answers. Only a
+// host that sends 16 commands without reading once stalls bulk-OUT, which a real reader's IN FIFO, far
+// smaller, would not absorb either. Dropping the oldest frame instead was tried and lost answers of hosts
+// that do read, whenever the dispatcher ran ahead of the writer goroutine. Shutdown cannot deadlock: ctx
+// cancellation (Serve ending, or a failed write, which cancels it) releases a waiting producer, and a closed
+// transport fails the write in flight.
+const outQueueCap = 16
+
+// writer is the single path to the transport's bulk-IN side: a bounded FIFO of device frames drained by one
+// goroutine (run), as a reader's IN FIFO is drained by the host. Producers (the dispatcher, the slot workers)
+// copy their frame into the queue with send and do not wait for the transport, so a bulk-IN write the host
+// does not read never stops the reading of host commands.
 type writer struct {
-	mu    sync.Mutex
 	t     Transport
 	ctx   context.Context
 	icpt  Interceptor
+	log   *slog.Logger
 	rawFn func([]byte) error
 	fail  context.CancelCauseFunc
+
+	wmu sync.Mutex // serialises WriteFrame calls (an Interceptor could call write late)
+
+	room chan struct{} // one token per queued frame: a send waits for room when the queue is full
+
+	mu      sync.Mutex
+	ring    [outQueueCap][]byte // queued frames, oldest at head
+	head, n int
+	spare   [][]byte      // buffers of written frames, reused (last in, first out, so few of them grow)
+	warned  bool          // the queue was found full once (logged at WARN, later at DEBUG)
+	ready   chan struct{} // signalled (buffer 1) when a frame is queued
+	done    chan struct{} // closed when run returns
 }
 
-func (w *writer) write(frame []byte) {
-	var err error
-	if w.icpt != nil {
-		err = w.icpt.Answer(w.ctx, frame, w.rawFn)
-	} else {
-		err = w.raw(frame)
+func newWriter(ctx context.Context, t Transport, icpt Interceptor, log *slog.Logger, fail context.CancelCauseFunc) *writer {
+	w := &writer{t: t, ctx: ctx, icpt: icpt, log: log, fail: fail, room: make(chan struct{}, outQueueCap),
+		ready: make(chan struct{}, 1), done: make(chan struct{})}
+	w.rawFn = w.raw
+	return w
+}
+
+// send queues a copy of frame for the host; frame may be reused once send returns. It waits only while the
+// queue is full; if Serve ends meanwhile, the frame is dropped.
+func (w *writer) send(frame []byte) {
+	select {
+	case w.room <- struct{}{}:
+	default:
+		w.mu.Lock()
+		level := slog.LevelDebug
+		if !w.warned {
+			w.warned, level = true, slog.LevelWarn
+		}
+		w.mu.Unlock()
+		w.log.Log(w.ctx, level, "ccid: bulk-IN queue full (host not reading): waiting before queueing more",
+			"type", MessageType(frame[0]), "slot", frame[5], "seq", frame[6], "queued", outQueueCap)
+		select {
+		case w.room <- struct{}{}:
+		case <-w.ctx.Done():
+			return
+		}
 	}
-	if err != nil {
-		w.fail(fmt.Errorf("write: %w", err))
+	w.mu.Lock()
+	var b []byte
+	if k := len(w.spare); k > 0 {
+		b, w.spare = w.spare[k-1], w.spare[:k-1]
+	}
+	b = append(b[:0], frame...)
+	w.ring[(w.head+w.n)%outQueueCap] = b
+	w.n++
+	w.mu.Unlock()
+	select {
+	case w.ready <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// next takes the oldest queued frame, if any.
+func (w *writer) next() ([]byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		return nil, false
+	}
+	b := w.ring[w.head]
+	w.ring[w.head] = nil
+	w.head = (w.head + 1) % outQueueCap
+	w.n--
+	<-w.room // never blocks: every queued frame holds a token
+	return b, true
+}
+
+// recycle keeps the buffer of a written frame for a later send.
+func (w *writer) recycle(b []byte) {
+	w.mu.Lock()
+	if len(w.spare) < outQueueCap {
+		w.spare = append(w.spare, b[:0])
+	}
+	w.mu.Unlock()
+}
+
+// run writes queued frames in order, each through the Interceptor, until ctx ends or a write fails (which
+// ends Serve with that error). Frames still queued when ctx ends are dropped: the transport is going away.
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		f, ok := w.next()
+		if !ok {
+			select {
+			case <-w.ready:
+				continue
+			case <-w.ctx.Done():
+				return
+			}
+		}
+		if w.ctx.Err() != nil {
+			return
+		}
+		var err error
+		if w.icpt != nil {
+			err = w.icpt.Answer(w.ctx, f, w.rawFn)
+		} else {
+			err = w.raw(f)
+		}
+		w.recycle(f)
+		if err != nil {
+			w.fail(fmt.Errorf("write: %w", err))
+			return
+		}
 	}
 }
 
 func (w *writer) raw(frame []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	return w.t.WriteFrame(w.ctx, frame)
 }

@@ -59,7 +59,7 @@ type slot struct {
 	params T1Parameters
 
 	busy      bool       // a card operation is in flight
-	answering bool       // the worker is writing the answer of the last operation
+	answering bool       // the worker is queueing the answer of the last operation
 	op        *opContext // the context of the operation in flight
 	spare     *opContext // reused for the next operation while never cancelled
 	opAborted bool       // the operation in flight was aborted
@@ -138,7 +138,7 @@ func (s *slot) call(ctx context.Context) {
 	}
 }
 
-// work runs the slot's card operations one at a time and writes their answers.
+// work runs the slot's card operations one at a time and queues their answers (time extensions first).
 func (s *slot) work(ctx context.Context, w *writer) {
 	timer := s.r.clock.NewTimer(s.r.interval)
 	timer.Stop()
@@ -175,7 +175,7 @@ wait:
 		case <-tick:
 			// RDR_to_PC_DataBlock, bStatus 0x80 (time extension, ICC active), bError 1 (multiplier), dwLength 0.
 			s.out = appendHeader(s.out[:0], MsgDataBlock, 0, s.idx, j.seq, [3]byte{CommandTimeExtension | ICCActive, 1, 0})
-			w.write(s.out)
+			w.send(s.out)
 			timer.Reset(s.r.interval)
 		}
 	}
@@ -197,10 +197,10 @@ func (s *slot) settleQueued() {
 	}
 }
 
-// answer settles the slot after an operation and writes its answer.
+// answer settles the slot after an operation and queues its answer for the writer.
 func (s *slot) answer(j job, res result, w *writer) {
 	s.out = s.finish(j, res, s.out[:0])
-	w.write(s.out)
+	w.send(s.out)
 	s.mu.Lock()
 	s.answering = false
 	s.idle.Broadcast()

@@ -121,6 +121,11 @@ func (t *transport) readPacket(ctx context.Context) (int, error) {
 
 // WriteFrame sends one RDR_to_PC message in one write(2), then a zero-length packet if the message fills its
 // last packet, so the host's read ends. It never retries: an interrupted write returns ErrInterrupted.
+//
+// ctx is checked before the write only: a write(2) the host does not read returns when the endpoint is
+// disabled (ESHUTDOWN, wrapping io.EOF), like the bulk-OUT read. Every end of a host session disables the
+// endpoints (DISABLE, a new ENABLE, UNBIND; Run asks for the UDC to be unbound before its context ends), which
+// is what lets ccid.Reader.Serve, which waits for its writer, return.
 func (t *transport) WriteFrame(ctx context.Context, frame []byte) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
