@@ -46,7 +46,18 @@ type Options struct {
 	Rand     io.Reader    // randomness for key generation and GET CHALLENGE; nil means crypto/rand
 	Logger   *slog.Logger // command log (INS, P1, P2, status, lengths); nil discards. Never receives PIN or key bytes
 	Presence Presence     // user-presence check for UIF (D6–D8); nil means always present
+
+	// ShortAPDUOnly says the card sits behind a reader that exchanges short APDUs only (CCID dwFeatures at the
+	// short APDU level, as persona gnuk's). The card then says so: the historical bytes (5F52, in 6E and in the
+	// ATR) announce command chaining without extended Lc/Le, DO 7F66 is absent, C0 allows GET CHALLENGE of up
+	// to 256 bytes, and an APDU with extended length fields is refused with 6700. Long data still arrives by
+	// command chaining and long answers leave in parts of at most 256 bytes with 61xx and GET RESPONSE.
+	// False (the default) announces and accepts extended length.
+	ShortAPDUOnly bool
 }
+
+// errExtendedLength refuses an extended-length APDU when Options.ShortAPDUOnly is set.
+var errExtendedLength = errors.New("card: extended length fields behind a short-APDU reader")
 
 // ErrNotPowered is returned by Transmit before PowerOn or after PowerOff.
 var ErrNotPowered = errors.New("card: not powered")
@@ -58,6 +69,10 @@ type Card struct {
 	rand     io.Reader
 	log      *slog.Logger
 	presence Presence
+
+	shortAPDU  bool   // Options.ShortAPDUOnly
+	historical []byte // DO 5F52 and the ATR's historical bytes
+	atr        []byte
 
 	serial [4]byte
 
@@ -100,7 +115,11 @@ func New(st *store.Store, opts Options) (*Card, error) {
 	if st == nil {
 		return nil, errors.New("card: nil store")
 	}
-	c := &Card{st: st, rand: opts.Rand, log: opts.Logger, presence: opts.Presence}
+	c := &Card{st: st, rand: opts.Rand, log: opts.Logger, presence: opts.Presence, shortAPDU: opts.ShortAPDUOnly,
+		historical: historical, atr: atr}
+	if c.shortAPDU {
+		c.historical, c.atr = historicalShort, atrShort
+	}
 	if c.rand == nil {
 		c.rand = rand.Reader
 	}
@@ -144,8 +163,8 @@ func (s *session) dropKeyIfUnused() {
 	}
 }
 
-// ATR returns the Answer-to-Reset (see the package doc).
-func (c *Card) ATR() []byte { return append([]byte(nil), atr...) }
+// ATR returns the Answer-to-Reset (see the package doc); its historical bytes are DO 5F52.
+func (c *Card) ATR() []byte { return append([]byte(nil), c.atr...) }
 
 // PowerOn powers the card (a warm reset when already powered): security state is cleared and the ATR returned.
 func (c *Card) PowerOn(ctx context.Context) ([]byte, error) {
@@ -191,6 +210,11 @@ func (c *Card) Transmit(ctx context.Context, capdu []byte) ([]byte, error) {
 
 func (c *Card) transmit(ctx context.Context, capdu []byte) ([]byte, StatusWord) {
 	cmd, err := ParseCommand(capdu)
+	if err == nil && cmd.Extended && c.shortAPDU {
+		// A card without extended length reads 00 after the header as a short Lc of zero followed by bytes it
+		// cannot account for: none of the short cases of ISO/IEC 7816-3 §12.1.3, so the wrong length 6700.
+		err = errExtendedLength
+	}
 	if err != nil {
 		c.s.chain, c.s.pending = nil, nil
 		c.log.Debug("apdu", "len", len(capdu), "sw", SWWrongLength.String())

@@ -153,7 +153,7 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 	case tagAID:
 		return c.aid(), nil
 	case tagHistorical:
-		return append([]byte(nil), historical...), nil
+		return append([]byte(nil), c.historical...), nil
 	case tagName, tagLanguage, tagSex, tagLoginData, tagURL, tagPrivate1, tagPrivate2, tagPrivate3, tagPrivate4:
 		return tx.DO(tag), nil
 	case tagCardholderData:
@@ -164,9 +164,11 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 		return v, nil
 	case tagApplicationData:
 		v := appendTLV(nil, tagAID, c.aid())
-		v = appendTLV(v, tagHistorical, historical)
+		v = appendTLV(v, tagHistorical, c.historical)
 		v = appendTLV(v, tagGeneralFeatures, c.generalFeatures())
-		v = appendTLV(v, tagExtendedLength, extendedLengthInfo)
+		if !c.shortAPDU {
+			v = appendTLV(v, tagExtendedLength, extendedLengthInfo)
+		}
 		d, _ := c.value(tx, tagDiscretionary)
 		return appendTLV(v, tagDiscretionary, d), nil
 	case tagDiscretionary:
@@ -185,7 +187,7 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 		copy(v, tx.DO(tagSignatureCounter))
 		return v, nil
 	case tagExtendedCapabilities:
-		return append([]byte(nil), extendedCapabilities...), nil
+		return extendedCapabilities(c.shortAPDU), nil
 	case 0xC1, 0xC2, 0xC3:
 		return attributes(tx, int(tag-tagAttributesSig)).Bytes(), nil
 	case tagPWStatus:
@@ -219,6 +221,9 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 	case tagAlgorithmInformation:
 		return algorithmInformation(), nil
 	case tagExtendedLength:
+		if c.shortAPDU {
+			return nil, errNotFound // only "if extended length is supported"
+		}
 		return append([]byte(nil), extendedLengthInfo...), nil
 	case tagGeneralFeatures:
 		return c.generalFeatures(), nil

@@ -8,7 +8,7 @@
 // # ISO/IEC 7816-4 layer
 //
 // ParseCommand decodes the four APDU cases in short and extended form and rejects (6700) any APDU whose length
-// fields do not account for exactly its bytes. Command chaining (CLA bit 10) joins the data of links that repeat
+// fields do not account for exactly its bytes (and, with Options.ShortAPDUOnly, any extended one). Command chaining (CLA bit 10) joins the data of links that repeat
 // INS, P1 and P2 (another INS/P1/P2 mid-chain: 6883, except that a SELECT drops the chain and runs; chaining an
 // INS that takes no data: 6884). A response
 // longer than the host's Le — or, without Le, than 256 bytes for a short APDU — is returned in parts with 61xx
@@ -18,6 +18,9 @@
 //
 // # Identity: ATR, historical bytes, C0, 7F66
 //
+// They agree with each other and with the reader's exchange level. By default (a reader at the short+extended
+// APDU level):
+//
 //	ATR      3B DA 18 FF 81 B1 FE 65 1F 03 <historical> TCK   (21 bytes, T=1 only, TCK valid)
 //	5F52     00 31 C5 73 C0 01 C0 05 90 00                      (chaining + extended Lc/Le; life cycle 05)
 //	C0       7F 00 0800 1000 00FF 00 01                         (GET CHALLENGE ≤ 2048, certificate ≤ 4096,
@@ -25,10 +28,22 @@
 //	7F66     02 02 0800 02 02 0800                              (2048-byte command and response APDUs)
 //	AID      D2 76 00 01 24 01 | 03 04 | FF FE | serial | 00 00
 //
-// Extended length is announced (historical bytes) and accepted (up to 64 KiB per APDU; a command chain up to
+// With Options.ShortAPDUOnly (a reader at the short APDU level, such as the gnuk persona's):
+//
+//	ATR      3B DA 18 FF 81 B1 FE 65 1F 03 <historical> TCK   (TCK recomputed)
+//	5F52     00 31 C5 73 C0 01 80 05 90 00                      (chaining only, no extended Lc/Le)
+//	C0       7F 00 0100 1000 00FF 00 01                         (GET CHALLENGE ≤ 256, the rest as above)
+//	7F66     absent: GET DATA 7F66 is 6A88 and 6E leaves it out (the DO exists only with extended length)
+//	AID      as above
+//
+// By default extended length is announced (historical bytes) and accepted (up to 64 KiB per APDU; a chain up to
 // 16 KiB). 7F66 announces 2048 bytes each way, which fits the reader's dwMaxCCIDMessageLength of 2058 in one
 // CCID message; GnuPG does not read 7F66 and sends one extended APDU (the reader chains it at the CCID level),
 // clients that honour 7F66 chain at the APDU level. Certificates up to C0's 4096 bytes arrive either way.
+// With ShortAPDUOnly an APDU with extended length fields is refused with 6700 (wrong length: to a card without
+// extended length, 00 after the header is a short Lc of zero followed by bytes no short case accounts for,
+// ISO/IEC 7816-3 §12.1.3), so hosts that read 5F52, as scdaemon does, chain commands in short APDUs and fetch
+// long answers with 61xx and GET RESPONSE in parts of at most 256 bytes; certificates up to 4096 bytes still fit.
 // The manufacturer FFFE is from the unmanaged range FF00..FFFE; the serial is the store's, random when the state
 // file is created and kept across factory resets.
 //
