@@ -16,8 +16,11 @@
 // calls [Reader.Abort] for the ABORT class request and writes [Reader.Notifications] to the interrupt endpoint.
 // Nor does it know any card application: OpenPGP lives behind the [Card] interface in package card.
 //
-// The reader works at short+extended APDU level only (dwFeatures 0x00040000) with automatic parameter
-// negotiation (0x40), so hosts send whole APDUs and never a PPS; it offers the protocol T=1.
+// The reader works at the short+extended APDU level (dwFeatures 0x00040000), or at the short APDU level
+// (0x00020000: one whole short APDU per XfrBlock, one answer per DataBlock; see [ClassDescriptor.Validate]), with
+// automatic parameter negotiation (0x40), so hosts send whole APDUs and never a PPS; it offers the protocol T=1.
+// Which APDUs the card behind it announces and accepts is the card's business (package card's
+// Options.ShortAPDUOnly).
 //
 // Package ccidtest provides an in-memory Transport and a scriptable test Card for other packages' tests.
 package ccid

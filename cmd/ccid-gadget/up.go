@@ -119,7 +119,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	c, err := card.New(st, card.Options{Logger: log})
+	c, err := card.New(st, cardOptions(pers, log))
 	if err != nil {
 		return err
 	}
@@ -233,6 +233,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("gadget down", "name", name, "stop_took", time.Since(time.Unix(0, stopping.Load())).Round(time.Millisecond))
 	return nil
+}
+
+// cardOptions are the options of the card behind persona p's reader. A reader at the short APDU level (dwFeatures
+// level bits, as persona gnuk's) gets a card that announces and accepts no extended length: libccid refuses longer
+// APDUs at that level, and scdaemon picks extended APDUs or chaining from the card's historical bytes (DO 5F52).
+func cardOptions(p persona.Persona, log *slog.Logger) card.Options {
+	return card.Options{Logger: log,
+		ShortAPDUOnly: p.Descriptor.Features&ccid.FeatureLevelMask == ccid.FeatureLevelShortAPDU}
 }
 
 // usbIdentity is the USB identity of the gadget as flag values, and parsed.
