@@ -5,30 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
 )
-
-// Endpoint names one of the function's endpoints for Halt. The values match ccid/fault.Endpoint, which this
-// package does not import (gadget knows nothing of fault plans); cmd/ccid-gadget converts.
-type Endpoint int
-
-// The function's endpoints.
-const (
-	BulkIn Endpoint = iota
-	BulkOut
-	InterruptIn
-)
-
-func (e Endpoint) String() string {
-	switch e {
-	case BulkIn:
-		return "bulk-in"
-	case BulkOut:
-		return "bulk-out"
-	case InterruptIn:
-		return "interrupt"
-	}
-	return fmt.Sprintf("Endpoint(%d)", int(e))
-}
 
 // ErrNoSession reports a USB fault asked for while no host session has the endpoints enabled.
 var ErrNoSession = errors.New("gadget: endpoints not enabled (no host session)")
@@ -80,18 +59,18 @@ func (f *Function) StrayZLP(ctx context.Context) error {
 // write on an OUT endpoint) sets the halt and fails with EBADMSG, which is the expected answer. The host must
 // clear the halt (CLEAR_FEATURE ENDPOINT_HALT) to use the endpoint again. A halt on bulk-out is set in the
 // background once the bulk-out read in flight completes (f_fs serialises I/O on one endpoint file).
-func (f *Function) Halt(ep Endpoint) error {
+func (f *Function) Halt(ep ccid.Endpoint) error {
 	s := f.session()
 	if s == nil {
 		return ErrNoSession
 	}
 	var err error
 	switch ep {
-	case BulkIn:
+	case ccid.EndpointBulkIn:
 		s.t.wmu.Lock()
 		_, err = s.in.Read(nil)
 		s.t.wmu.Unlock()
-	case BulkOut:
+	case ccid.EndpointBulkOut:
 		// f_fs holds the endpoint's mutex through a blocking read, and the bulk-out read of the host's next
 		// command is normally in flight: halt in the background, so the answer in progress still goes out.
 		// The halt takes effect when that read completes (the OUT transfer after it stalls).
@@ -100,10 +79,10 @@ func (f *Function) Halt(ep Endpoint) error {
 				f.log.Warn("gadget: fault: halt bulk-out", "err", endpointError("halt bulk-out", err))
 				return
 			}
-			f.log.Info("gadget: fault: endpoint halted", "endpoint", BulkOut)
+			f.log.Info("gadget: fault: endpoint halted", "endpoint", ccid.EndpointBulkOut)
 		}()
 		return nil
-	case InterruptIn:
+	case ccid.EndpointInterruptIn:
 		_, err = s.intr.Read(nil)
 	default:
 		return fmt.Errorf("gadget: halt: unknown endpoint %v", ep)

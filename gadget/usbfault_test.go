@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
 )
 
 func enabled(t *testing.T) *harness {
@@ -20,7 +22,7 @@ func TestUSBFaultsWithoutSession(t *testing.T) {
 	if err := h.f.StrayZLP(context.Background()); !errors.Is(err, ErrNoSession) {
 		t.Errorf("StrayZLP before ENABLE: %v, want ErrNoSession", err)
 	}
-	if err := h.f.Halt(BulkIn); !errors.Is(err, ErrNoSession) {
+	if err := h.f.Halt(ccid.EndpointBulkIn); !errors.Is(err, ErrNoSession) {
 		t.Errorf("Halt before ENABLE: %v, want ErrNoSession", err)
 	}
 	if err := h.f.Disconnect(context.Background(), time.Millisecond); !errors.Is(err, ErrNoAttach) {
@@ -73,9 +75,9 @@ func TestStrayZLP(t *testing.T) {
 
 func TestHalt(t *testing.T) {
 	for _, tt := range []struct {
-		ep   Endpoint
+		ep   ccid.Endpoint
 		file string
-	}{{BulkIn, fileBulkIn}, {BulkOut, fileBulkOut}, {InterruptIn, fileIntrIn}} {
+	}{{ccid.EndpointBulkIn, fileBulkIn}, {ccid.EndpointBulkOut, fileBulkOut}, {ccid.EndpointInterruptIn, fileIntrIn}} {
 		t.Run(tt.ep.String(), func(t *testing.T) {
 			h := enabled(t)
 			if err := h.f.Halt(tt.ep); err != nil {
@@ -92,7 +94,7 @@ func TestHalt(t *testing.T) {
 		})
 	}
 	h := enabled(t)
-	if err := h.f.Halt(Endpoint(7)); err == nil {
+	if err := h.f.Halt(ccid.Endpoint(7)); err == nil {
 		t.Error("Halt of an unknown endpoint succeeded")
 	}
 }

@@ -398,7 +398,7 @@ func (i *Injector) usbAction(ctx context.Context, a Action) (drop bool) {
 		err = i.usb.StrayZLP(ctx)
 	case Halt:
 		err = i.usb.Halt(a.Endpoint)
-		drop = a.Endpoint == BulkIn
+		drop = a.Endpoint == ccid.EndpointBulkIn
 	case Disconnect:
 		err = i.usb.Disconnect(ctx, a.Duration)
 		drop = true

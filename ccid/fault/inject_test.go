@@ -52,7 +52,7 @@ func (u *fakeUSB) StrayZLP(context.Context) error {
 	u.add("stray-zlp")
 	return nil
 }
-func (u *fakeUSB) Halt(ep fault.Endpoint) error { u.add("halt " + ep.String()); return nil }
+func (u *fakeUSB) Halt(ep ccid.Endpoint) error { u.add("halt " + ep.String()); return nil }
 func (u *fakeUSB) Disconnect(_ context.Context, d time.Duration) error {
 	u.add("disconnect " + d.String())
 	return nil

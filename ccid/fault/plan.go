@@ -84,7 +84,7 @@ type Action struct {
 	Data     []byte        // reply abData; notify message
 	NoData   bool          // sw: drop the card's data
 	SW       [2]byte       // sw
-	Endpoint Endpoint      // halt
+	Endpoint ccid.Endpoint // halt
 	// StatusSet says which parts of bStatus reply sets: bit 0 bmICCStatus, bit 1 bmCommandStatus.
 	StatusSet byte
 }

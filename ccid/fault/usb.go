@@ -5,38 +5,19 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ccidgadget/ccidgadget/ccid"
 )
 
-// Endpoint names one of the CCID function's endpoints.
-type Endpoint int
-
-// The endpoints of a CCID interface.
-const (
-	BulkIn Endpoint = iota
-	BulkOut
-	InterruptIn
-)
-
-func (e Endpoint) String() string {
-	switch e {
-	case BulkIn:
-		return "bulk-in"
-	case BulkOut:
-		return "bulk-out"
-	case InterruptIn:
-		return "interrupt"
-	}
-	return fmt.Sprintf("Endpoint(%d)", int(e))
-}
-
-func parseEndpoint(s string) (Endpoint, error) {
+// parseEndpoint reads the endpoint of a halt action.
+func parseEndpoint(s string) (ccid.Endpoint, error) {
 	switch strings.ToLower(s) {
 	case "bulk-in", "in":
-		return BulkIn, nil
+		return ccid.EndpointBulkIn, nil
 	case "bulk-out", "out":
-		return BulkOut, nil
+		return ccid.EndpointBulkOut, nil
 	case "interrupt", "interrupt-in", "intr":
-		return InterruptIn, nil
+		return ccid.EndpointInterruptIn, nil
 	}
 	return 0, fmt.Errorf("endpoint %q: want bulk-in, bulk-out or interrupt", s)
 }
@@ -49,7 +30,7 @@ type USB interface {
 	// StrayZLP sends a zero-length packet on bulk-IN now.
 	StrayZLP(ctx context.Context) error
 	// Halt stalls an endpoint (FunctionFS: a read on an IN file or a write on an OUT file).
-	Halt(ep Endpoint) error
+	Halt(ep ccid.Endpoint) error
 	// Disconnect detaches the gadget from the bus (unbinds the UDC) for d, then attaches it again.
 	Disconnect(ctx context.Context, d time.Duration) error
 	// Reenumerate makes the host enumerate the device again (soft disconnect and connect).

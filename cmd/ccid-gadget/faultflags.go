@@ -271,7 +271,7 @@ func (fx *faultSetup) StrayZLP(ctx context.Context) error {
 	return fx.usb.StrayZLP(ctx)
 }
 
-func (fx *faultSetup) Halt(ep fault.Endpoint) error {
+func (fx *faultSetup) Halt(ep ccid.Endpoint) error {
 	if fx.usb == nil {
 		return errNoUSB
 	}

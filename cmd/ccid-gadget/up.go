@@ -19,7 +19,6 @@ import (
 
 	"github.com/ccidgadget/ccidgadget/card"
 	"github.com/ccidgadget/ccidgadget/ccid"
-	"github.com/ccidgadget/ccidgadget/ccid/fault"
 	"github.com/ccidgadget/ccidgadget/configfs"
 	"github.com/ccidgadget/ccidgadget/gadget"
 	"github.com/ccidgadget/ccidgadget/persona"
@@ -170,7 +169,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fx.SetUSB(gadgetUSB{fn})
+	fx.SetUSB(fn) // *gadget.Function is a fault.USB: both speak ccid.Endpoint
 	if err := attach(); err != nil {
 		fn.Close()
 		return err
@@ -296,30 +295,6 @@ type tappedReader struct {
 }
 
 func (r tappedReader) Notifications() <-chan []byte { return r.notes }
-
-// gadgetUSB runs the fault plan's USB actions on the gadget (fault.USB; package gadget does not import fault).
-type gadgetUSB struct{ fn *gadget.Function }
-
-func (u gadgetUSB) SkipZLP()                              { u.fn.SkipZLP() }
-func (u gadgetUSB) StrayZLP(ctx context.Context) error    { return u.fn.StrayZLP(ctx) }
-func (u gadgetUSB) Halt(ep fault.Endpoint) error          { return u.fn.Halt(gadgetEndpoint(ep)) }
-func (u gadgetUSB) Reenumerate(ctx context.Context) error { return u.fn.Reenumerate(ctx) }
-func (u gadgetUSB) Disconnect(ctx context.Context, d time.Duration) error {
-	return u.fn.Disconnect(ctx, d)
-}
-
-// gadgetEndpoint converts a fault plan's endpoint name to the gadget's.
-func gadgetEndpoint(ep fault.Endpoint) gadget.Endpoint {
-	switch ep {
-	case fault.BulkIn:
-		return gadget.BulkIn
-	case fault.BulkOut:
-		return gadget.BulkOut
-	case fault.InterruptIn:
-		return gadget.InterruptIn
-	}
-	return gadget.Endpoint(100 + int(ep)) // unknown: Halt refuses it
-}
 
 func writeRunFile(rf runFile) error {
 	rf.Updated = time.Now().UTC()

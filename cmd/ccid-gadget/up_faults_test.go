@@ -18,7 +18,7 @@ import (
 	"github.com/ccidgadget/ccidgadget/persona"
 )
 
-var _ fault.USB = gadgetUSB{}
+var _ fault.USB = (*gadget.Function)(nil) // the gadget runs fault plans' USB actions itself
 
 func TestResolveIdentity(t *testing.T) {
 	defaults := usbIdentity{VID: "0x1209", PID: "0x0001", Manufacturer: "ccidgadget", Product: "ccidgadget OpenPGP reader"}
@@ -100,18 +100,6 @@ func TestUpFaultFlagErrors(t *testing.T) {
 	}
 }
 
-func TestGadgetEndpoint(t *testing.T) {
-	for in, want := range map[fault.Endpoint]gadget.Endpoint{fault.BulkIn: gadget.BulkIn, fault.BulkOut: gadget.BulkOut,
-		fault.InterruptIn: gadget.InterruptIn} {
-		if got := gadgetEndpoint(in); got != want || got.String() != in.String() {
-			t.Errorf("%v → %v, want %v", in, got, want)
-		}
-	}
-	if got := gadgetEndpoint(fault.Endpoint(9)); got == gadget.BulkIn || got == gadget.BulkOut || got == gadget.InterruptIn {
-		t.Errorf("unknown endpoint mapped to %v", got)
-	}
-}
-
 // fakeUSB records the USB faults the plan asks for.
 type fakeUSB struct {
 	mu  sync.Mutex
@@ -124,7 +112,7 @@ func (u *fakeUSB) StrayZLP(context.Context) error {
 	u.add("stray-zlp")
 	return nil
 }
-func (u *fakeUSB) Halt(ep fault.Endpoint) error { u.add("halt " + ep.String()); return nil }
+func (u *fakeUSB) Halt(ep ccid.Endpoint) error { u.add("halt " + ep.String()); return nil }
 func (u *fakeUSB) Disconnect(_ context.Context, d time.Duration) error {
 	u.add("disconnect " + d.String())
 	return nil
