@@ -113,6 +113,38 @@
 //
 // No PIN, key or decrypted byte reaches the Logger: it gets INS, P1, P2, lengths and status words.
 //
+// # Admin-less mode (opt-in)
+//
+// Gnuk's admin-less mode, off by default and switched per state file by its owner (`ccid-gadget card admin-less
+// on|off`, store.Tx.SetAdminLess; kept in the state file). What Gnuk does, read from its sources: src/ac.c
+// verify_admin_0 (no PW3 keystring but a PW1 one: VERIFY 83 runs verify_user_0, PW1's comparison and PW1's error
+// counter, and marks the admin as authorised "by user"); src/openpgp.c cmd_change_password (a new PW1 needs 8
+// bytes while PW3 has no keystring; changing PW1 with no PW3 set enters the mode and drops the admin
+// authorisation; CHANGE REFERENCE DATA 83 then takes PW1 as the old PIN and the new PW3 ends the mode),
+// cmd_reset_user_password (the same 8-byte rule), cmd_terminate_df (allowed once PW1 is locked when PW3 is not
+// set); src/openpgp-do.c rw_pw_status (C4 shows PW3's own counter); tests/card_test_personalize_admin_less.py
+// (VERIFY 83 with PW1, PUT DATA 5E 5B 5F2D 5F35 5F50 C4, C4 still reads PW3 = 3, CHANGE REFERENCE DATA 83 with
+// PW1 as old, then VERIFY 83 with the new PW3) and doc/gnuk-personalization.rst ("only changing PIN of user
+// enables admin less mode"). This card does the same, with the mode's state in the store:
+//
+//   - pending (switched on, PW1 not set since): the specification's behaviour; PW3 is still the admin PIN.
+//   - active, entered by the first new PW1 (CHANGE REFERENCE DATA 81, RESET RETRY COUNTER either way), which
+//     then needs at least 8 bytes and ends a PW3 verification: VERIFY 83 and the old part of CHANGE REFERENCE
+//     DATA 83 are compared against PW1's record. A wrong PIN decrements PW1's counter only, committed before the
+//     comparison like every VERIFY; PW3's counter is never touched and no counter is given back (a right PIN
+//     restores PW1's, as VERIFY 81/82 does). The data key comes from PW1's wrap, so keys made or imported
+//     meanwhile are sealed as usual. TERMINATE DF without a PIN is allowed once PW1 is blocked (Gnuk). C4 shows
+//     PW3's own counter, which stays where it was (Gnuk). VERIFY 83 without data reports PW1's counter, the one
+//     the next VERIFY 83 decrements (Gnuk reports PW3's there), and a wrong one answers 63Cx (Gnuk 6982).
+//   - off again as soon as PW3 is set: CHANGE REFERENCE DATA 83, or a KDF-DO write that sets the PINs (Gnuk
+//     goes back to its factory state there; this card turns the mode off). The owner may also switch it
+//     off, which makes PW3's record, whatever it holds, the admin PIN again.
+//
+// A factory reset (TERMINATE DF + ACTIVATE FILE, or `ccid-gadget card reset`) clears the setting. Gnuk has no
+// setting, so a reset Gnuk re-enters the mode at the next PW1 change; clearing is the safer choice because host
+// tools initialise a reset card as the specification says (new PW1, then PW3 with old 12345678), which in
+// admin-less mode fails and costs a PW1 try — the confusion of OpenKeychain PR #1914 and why the mode is opt-in.
+//
 // # Keys
 //
 // GENERATE ASYMMETRIC KEY PAIR, key import (PUT DATA DB 3FFF with the 4D extended header list), PSO:CDS,
@@ -129,6 +161,7 @@
 // # What this package is not
 //
 // It is not a reader: ATR delivery, CCID framing, time extensions and faults belong to package ccid. It does no
-// secure messaging, no PIN block 2 format, no attestation, no admin-less mode and no proprietary YubiKey or
-// Gnuk commands. It does not hash PINs for a KDF-DO: the host does, as the specification says.
+// secure messaging, no PIN block 2 format, no attestation, no admin-less mode unless its owner switches it on,
+// and no proprietary YubiKey or Gnuk commands. It does not hash PINs for a KDF-DO: the host does, as the
+// specification says.
 package card

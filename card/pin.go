@@ -60,21 +60,48 @@ func (s *session) keep(dk *store.DataKey) {
 	s.dk = dk
 }
 
-// pinStatus reads p's state.
+// adminLess reads the admin-less mode (see the package doc).
+func (c *Card) adminLess() (store.AdminLess, StatusWord) {
+	var a store.AdminLess
+	err := c.st.View(func(tx *store.Tx) error {
+		a = tx.AdminLess()
+		return nil
+	})
+	return a, c.sw(err)
+}
+
+// compared returns the PIN record that stands for p in tx: PW1 stands for PW3 while admin-less mode is active
+// (Gnuk's verify_admin_0 with no PW3 keystring), so its counter, length and data key wrap are the ones used.
+func compared(tx *store.Tx, p store.PIN) store.PIN {
+	if p == store.PW3 && tx.AdminLess() == store.AdminLessActive {
+		return store.PW1
+	}
+	return p
+}
+
+// pinStatus reads the state of the PIN that stands for p (see compared): what a VERIFY of p would decrement.
 func (c *Card) pinStatus(p store.PIN) (store.PINStatus, StatusWord) {
 	var st store.PINStatus
 	err := c.st.View(func(tx *store.Tx) error {
-		st = tx.PINStatus(p)
+		st = tx.PINStatus(compared(tx, p))
 		return nil
 	})
 	return st, c.sw(err)
 }
 
-// checkPIN runs store.VerifyPIN (the retry counter is decremented and committed before the comparison) and maps
-// its errors: wrong = 63Cx, blocked = 6983, not set = 6984.
+// checkPIN runs store.VerifyPIN on the PIN that stands for p (see compared; the retry counter of that PIN is
+// decremented and committed before the comparison, and only that one) and maps its errors: wrong = 63Cx,
+// blocked = 6983, not set = 6984. The data key comes from that PIN's wrap.
 func (c *Card) checkPIN(p store.PIN, pin []byte) (*store.DataKey, StatusWord) {
 	if len(pin) == 0 || len(pin) > maxPINLen {
 		return nil, SWWrongLength
+	}
+	err := c.st.View(func(tx *store.Tx) error {
+		p = compared(tx, p)
+		return nil
+	})
+	if err != nil {
+		return nil, c.sw(err)
 	}
 	dk, err := c.st.VerifyPIN(p, pin)
 	var auth *store.AuthError
@@ -163,17 +190,47 @@ func (c *Card) splitOld(p store.PIN, data []byte) (*store.DataKey, []byte, Statu
 	return dk, rest, SWNoError
 }
 
+// newPW1Min returns the shortest new PW1 and whether setting PW1 changes the admin PIN: while admin-less mode is on
+// (pending or active) PW1 is or becomes the admin PIN, so it needs PW3's minimum of 8 (Gnuk: ADMIN_PASSWD_MINLEN
+// when PW3 has no keystring) and a PW3 verification made before no longer stands.
+func (c *Card) newPW1Min() (min int, adminChanges bool, sw StatusWord) {
+	a, sw := c.adminLess()
+	if sw != SWNoError {
+		return 0, false, sw
+	}
+	if a == store.AdminLessOff {
+		return minPW1Len, false, SWNoError
+	}
+	return minPW3Len, true, SWNoError
+}
+
+// afterPW1Set ends the PW3 verification when the new PW1 changed the admin PIN (see newPW1Min).
+func (c *Card) afterPW1Set(sw StatusWord, adminChanges bool) StatusWord {
+	if sw == SWNoError && adminChanges {
+		c.s.setVerified(0x83, false)
+	}
+	return sw
+}
+
 // changeReferenceData answers CHANGE REFERENCE DATA (§7.2.3): P2=81 changes PW1, P2=83 PW3; data = old ‖ new.
+// While admin-less mode is active the old part of P2=83 is PW1 (compared against PW1's record and counter), and
+// the new PW3 ends the mode (the store moves it in the same transaction).
 func (c *Card) changeReferenceData(cmd Command) StatusWord {
 	if cmd.P1 != 0x00 || (cmd.P2 != 0x81 && cmd.P2 != 0x83) {
 		return SWIncorrectP1P2
 	}
-	p, min := store.PW1, minPW1Len
+	p, min, adminChanges := store.PW1, minPW1Len, false
 	if cmd.P2 == 0x83 {
 		p, min = store.PW3, minPW3Len
 	}
 	if len(cmd.Data) == 0 {
 		return SWWrongLength
+	}
+	if p == store.PW1 {
+		var sw StatusWord
+		if min, adminChanges, sw = c.newPW1Min(); sw != SWNoError {
+			return sw
+		}
 	}
 	if h := c.s.kdfPW3; p == store.PW3 && c.s.pw3 && h != nil && len(cmd.Data) > len(h) &&
 		bytes.Equal(cmd.Data[len(cmd.Data)-len(h):], h) {
@@ -194,16 +251,25 @@ func (c *Card) changeReferenceData(cmd Command) StatusWord {
 	if len(newPIN) < min || len(newPIN) > maxPINLen {
 		return SWWrongLength
 	}
-	return c.update(func(tx *store.Tx) error { return tx.SetPIN(p, newPIN, dk) })
+	return c.afterPW1Set(c.update(func(tx *store.Tx) error { return tx.SetPIN(p, newPIN, dk) }), adminChanges)
 }
 
 // resetRetryCounter answers RESET RETRY COUNTER (§7.2.4), which sets a new PW1 and unblocks it:
 //
 //	P1=00 P2=81  data = resetting code ‖ new PW1
 //	P1=02 P2=81  data = new PW1, after PW3 was verified
+//
+// While admin-less mode is on the new PW1 needs 8 bytes and ends the PW3 verification (see newPW1Min).
 func (c *Card) resetRetryCounter(cmd Command) StatusWord {
 	if cmd.P2 != 0x81 {
 		return SWIncorrectP1P2
+	}
+	if cmd.P1 != 0x00 && cmd.P1 != 0x02 {
+		return SWIncorrectP1P2
+	}
+	min, adminChanges, sw := c.newPW1Min()
+	if sw != SWNoError {
+		return sw
 	}
 	switch cmd.P1 {
 	case 0x00:
@@ -215,19 +281,20 @@ func (c *Card) resetRetryCounter(cmd Command) StatusWord {
 			return sw
 		}
 		defer dk.Destroy()
-		if len(newPIN) < minPW1Len || len(newPIN) > maxPINLen {
+		if len(newPIN) < min || len(newPIN) > maxPINLen {
 			return SWWrongLength
 		}
-		return c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, newPIN, dk) })
-	case 0x02:
+		sw = c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, newPIN, dk) })
+		return c.afterPW1Set(sw, adminChanges)
+	default: // 0x02
 		if !c.s.pw3 || c.s.dk == nil {
 			return SWSecurityStatusNotSatisfied
 		}
-		if len(cmd.Data) < minPW1Len || len(cmd.Data) > maxPINLen {
+		if len(cmd.Data) < min || len(cmd.Data) > maxPINLen {
 			return SWWrongLength
 		}
 		dk := c.s.dk
-		return c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, cmd.Data, dk) })
+		sw = c.update(func(tx *store.Tx) error { return tx.SetPIN(store.PW1, cmd.Data, dk) })
+		return c.afterPW1Set(sw, adminChanges)
 	}
-	return SWIncorrectP1P2
 }
