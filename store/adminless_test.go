@@ -104,7 +104,8 @@ func TestCheckAdminLessRecord(t *testing.T) {
 		{[]byte{1, 1}, false},
 	} {
 		s, _ := openTest(t, Options{})
-		if err := s.db.Update(func(btx *bolt.Tx) error { return btx.Bucket(bktMeta).Put(keyAdminLess, tt.v) }); err != nil {
+		put := func(btx *bolt.Tx) error { return btx.Bucket(bktMeta).Put(keyAdminLess, tt.v) }
+		if err := s.db.Update(put); err != nil {
 			t.Fatal(err)
 		}
 		err := s.Check()
