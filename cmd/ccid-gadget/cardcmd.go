@@ -115,17 +115,20 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 	return false, nil
 }
 
-// runCard is `ccid-gadget card info|reset`: the card's state, offline.
+// runCard is `ccid-gadget card info|reset|admin-less`: the card's state, offline.
 func runCard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stdout, "Usage: ccid-gadget card info [--state PATH] [--json]")
 		fmt.Fprintln(stdout, "       ccid-gadget card reset [--state PATH]")
+		fmt.Fprintln(stdout, "       ccid-gadget card admin-less on|off [--state PATH]")
 		fmt.Fprintln(stdout)
 		fmt.Fprintln(stdout, "info prints the card's state; reset factory-resets it (no PIN asked): every key,")
 		fmt.Fprintln(stdout, "certificate and data object is erased and the PINs go back to 123456 / 12345678.")
-		fmt.Fprintln(stdout, "Both work on the state file while no other process has it open.")
+		fmt.Fprintln(stdout, "admin-less on makes the card behave like Gnuk: from the next change of PW1 (to at")
+		fmt.Fprintln(stdout, "least 8 characters) PW1 is also the admin PIN, until PW3 is set; off restores PW3.")
+		fmt.Fprintln(stdout, "All work on the state file while no other process has it open.")
 		if len(args) == 0 {
-			return fmt.Errorf("%w: card needs a subcommand: info or reset", errUsage)
+			return fmt.Errorf("%w: card needs a subcommand: info, reset or admin-less", errUsage)
 		}
 		return nil
 	}
@@ -134,8 +137,10 @@ func runCard(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return runCardInfo(ctx, args[1:], stdout, stderr)
 	case "reset":
 		return runCardReset(ctx, args[1:], stdout, stderr)
+	case "admin-less":
+		return runCardAdminLess(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("%w: unknown card subcommand %q (want info or reset)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown card subcommand %q (want info, reset or admin-less)", errUsage, args[0])
 }
 
 func runCardInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -156,13 +161,89 @@ func runCardInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	var mode store.AdminLess
+	if err := st.View(func(tx *store.Tx) error { mode = tx.AdminLess(); return nil }); err != nil {
+		return fmt.Errorf("read %s: %w", sf.path, err)
+	}
 	if *asJSON {
+		out := newInfoJSON(sf.path, info)
+		out.AdminLess = mode.String()
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(newInfoJSON(sf.path, info))
+		return enc.Encode(out)
 	}
 	fmt.Fprintf(stdout, "state: %s\n", sf.path)
 	fmt.Fprint(stdout, info.String())
+	fmt.Fprintf(stdout, "admin-less mode: %s\n", describeAdminLess(mode))
+	return nil
+}
+
+// describeAdminLess says in words what the admin PIN is in mode a.
+func describeAdminLess(a store.AdminLess) string {
+	switch a {
+	case store.AdminLessPending:
+		return "on, waiting for PW1 to be changed (PW3 is the admin PIN until then)"
+	case store.AdminLessActive:
+		return "on, active: PW1 is also the admin PIN until PW3 is set"
+	}
+	return "off (PW3 is the admin PIN)"
+}
+
+// runCardAdminLess is `ccid-gadget card admin-less on|off`: switches the card's Gnuk-style admin-less mode in
+// the state file (see the card package doc).
+func runCardAdminLess(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf stateFlags
+	fs := newFlagSet("card admin-less", "card admin-less on|off [--state PATH] [--device-secret FILE]", stdout)
+	sf.register(fs)
+	// on|off may come before or after the flags.
+	var word string
+	if len(args) > 0 && (args[0] == "on" || args[0] == "off") {
+		word, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	rest := fs.Args()
+	if word == "" && len(rest) > 0 {
+		word, rest = rest[0], rest[1:]
+	}
+	switch {
+	case word == "":
+		return fmt.Errorf("%w: card admin-less needs on or off", errUsage)
+	case word != "on" && word != "off":
+		return fmt.Errorf("%w: card admin-less takes on or off, not %q", errUsage, word)
+	case len(rest) > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := sf.open(false, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var mode store.AdminLess
+	err = st.Update(func(tx *store.Tx) error {
+		if err := tx.SetAdminLess(word == "on"); err != nil {
+			return err
+		}
+		mode = tx.AdminLess()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("admin-less %s in %s: %w", word, sf.path, err)
+	}
+	fmt.Fprintf(stdout, "%s: admin-less mode %s\n", sf.path, describeAdminLess(mode))
+	switch mode {
+	case store.AdminLessPending:
+		fmt.Fprintln(stdout, "The next new PW1 must have at least 8 characters and becomes the admin PIN too;")
+		fmt.Fprintln(stdout, "setting PW3 (gpg --card-edit: admin, passwd, 3) or a factory reset ends the mode.")
+	case store.AdminLessOff:
+		fmt.Fprintln(stdout, "PW3 as stored is the admin PIN: 12345678 unless it was changed before admin-less")
+		fmt.Fprintln(stdout, "mode took effect. Change it if it is still the default.")
+	}
 	return nil
 }
 
@@ -186,7 +267,7 @@ func runCardReset(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("factory reset %s: state check afterwards: %w", sf.path, err)
 	}
 	fmt.Fprintf(stdout, "factory reset %s: erased every key, certificate and data object;\n", sf.path)
-	fmt.Fprintln(stdout, "PW1 is 123456, PW3 is 12345678, no reset code; retry counters 3/0/3.")
+	fmt.Fprintln(stdout, "PW1 is 123456, PW3 is 12345678, no reset code; retry counters 3/0/3; admin-less mode off.")
 	return nil
 }
 
@@ -209,6 +290,7 @@ type infoJSON struct {
 	CertLengths    [3]int             `json:"certificate_lengths"`
 	KDF            bool               `json:"kdf"`
 	Terminated     bool               `json:"terminated"`
+	AdminLess      string             `json:"admin_less"` // off, pending or active
 }
 
 type keyJSON struct {
