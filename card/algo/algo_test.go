@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/bitcurves"
 	"github.com/cloudflare/circl/dh/x448"
 	"github.com/cloudflare/circl/sign/ed448"
 )
@@ -129,9 +130,18 @@ func point(t testing.TB, k PrivateKey) []byte {
 	return p
 }
 
-func ellipticOf(c Curve) elliptic.Curve { e, _ := weierstrassCurve(c); return e }
+// ellipticOf returns the curve the tests check c's keys with. For secp256k1 that is ProtonMail/go-crypto's
+// bitcurves, not the decred curve the package uses, so that signatures and shared secrets are checked with other
+// arithmetic (crypto/ecdsa's generic verifier over bitcurves, bitcurves' ScalarMult).
+func ellipticOf(c Curve) elliptic.Curve {
+	if c == CurveSecp256k1 {
+		return bitcurves.S256()
+	}
+	e, _ := weierstrassCurve(c)
+	return e
+}
 
-// verify checks sig over input with an independent verifier (standard library, circl).
+// verify checks sig over input with an independent verifier (standard library, circl, bitcurves for secp256k1).
 func verify(t *testing.T, k PrivateKey, input, sig []byte) {
 	t.Helper()
 	a := k.Attributes()
@@ -199,7 +209,7 @@ func encrypt(t testing.TB, k PrivateKey) (input, want []byte) {
 		}
 		want, _ = eph.ECDH(pub)
 		return eph.PublicKey().Bytes(), want
-	default: // brainpool
+	default: // brainpool and secp256k1
 		curve := ellipticOf(a.Curve)
 		eph, err := ecdsa.GenerateKey(curve, rand.Reader)
 		if err != nil {
@@ -245,6 +255,10 @@ func TestAttributesKnownEncodings(t *testing.T) {
 		{"122B2403030208010107", "brainpoolP256r1", IDECDH, []Role{RoleDecrypt}},
 		{"132B240303020801010B", "brainpoolP384r1", IDECDSA, []Role{RoleSign, RoleAuth}},
 		{"132B240303020801010D", "brainpoolP512r1", IDECDSA, []Role{RoleSign, RoleAuth}},
+		{"132B8104000A", "secp256k1", IDECDSA, []Role{RoleSign, RoleAuth}},
+		{"132B8104000AFF", "secp256k1", IDECDSA, []Role{RoleSign, RoleAuth}},
+		{"122B8104000A", "secp256k1", IDECDH, []Role{RoleDecrypt}},
+		{"122B8104000AFF", "secp256k1", IDECDH, []Role{RoleDecrypt}},
 		{"162B06010401DA470F01", "ed25519", IDEdDSA, []Role{RoleSign, RoleAuth}},
 		{"162B06010401DA470F01FF", "ed25519", IDEdDSA, []Role{RoleSign, RoleAuth}},
 		{"122B060104019755010501", "cv25519", IDECDH, []Role{RoleDecrypt}},
@@ -278,6 +292,7 @@ func TestAttributesCanonical(t *testing.T) {
 	for in, want := range map[string]string{
 		"0108000020":           "010800002000",
 		"132A8648CE3D03010700": "132A8648CE3D030107",
+		"122B8104000A00":       "122B8104000A",
 	} {
 		if got := mustParse(t, in).Bytes(); !bytes.Equal(got, mustHex(want)) {
 			t.Errorf("ParseAttributes(%s).Bytes() = %X, want %s", in, got, want)
@@ -288,8 +303,8 @@ func TestAttributesCanonical(t *testing.T) {
 func TestAttributesRoundTrip(t *testing.T) {
 	for _, r := range []Role{RoleSign, RoleDecrypt, RoleAuth} {
 		list := Supported(r)
-		if len(list) != 11 {
-			t.Errorf("Supported(%v) has %d entries, want 11", r, len(list))
+		if len(list) != 12 {
+			t.Errorf("Supported(%v) has %d entries, want 12", r, len(list))
 		}
 		for _, a := range list {
 			for _, withPub := range []bool{false, true} {
@@ -331,7 +346,9 @@ func TestAttributesRejected(t *testing.T) {
 		{"RSA format 04", "010800002004", ErrUnsupported},
 		{"unknown ID", "022A8648CE3D030107", ErrUnsupported},
 		{"ID only", "13", ErrUnsupported},
-		{"unknown OID secp256k1", "132B8104000A", ErrUnsupported},
+		{"unknown OID secp256r1 without its last byte", "132A8648CE3D0301", ErrUnsupported},
+		{"secp256k1 OID with trailing garbage", "132B8104000A01", ErrUnsupported},
+		{"EdDSA on secp256k1", "162B8104000A", ErrUnsupported},
 		{"OID with trailing garbage", "132A8648CE3D03010701", ErrUnsupported},
 		{"OID with FF FF", "132A8648CE3D030107FFFF", ErrUnsupported},
 		{"ECDH on ed25519", "122B06010401DA470F01", ErrUnsupported},
@@ -593,8 +610,90 @@ func TestRFCVectors(t *testing.T) {
 	}
 }
 
+// TestSecp256k1Vectors checks secp256k1 against published vectors:
+//   - SEC 2 v2 §2.4.1: the generator G, which is the public key of d = 1;
+//   - RFC 6979 ECDSA over SHA-256 from bitcointalk.org topic 285142 (msg3150733), the vectors libsecp256k1,
+//     trezor-crypto and CoreBitcoin test against; the card's s is the low one (BIP 62), so where the thread gives
+//     the high s, n-s is the card's (both are checked to verify);
+//   - Wycheproof testvectors/ecdh_secp256k1_test.json (C2SP/wycheproof): tcId 1 "normal case" and tcId 3 and 14
+//     "edge case for shared secret", with the private key as the vectors give it (a leading 00 byte) and the
+//     public point taken out of its SubjectPublicKeyInfo.
+func TestSecp256k1Vectors(t *testing.T) {
+	n := bitcurves.S256().Params().N
+	g := mustHex("0479BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798" +
+		"483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8")
+	one := Attributes{ID: IDECDSA, Curve: CurveSecp256k1}
+	k, err := Import(one, map[byte][]byte{0x92: {1}, 0x99: g})
+	if err != nil {
+		t.Fatalf("Import(d = 1): %v", err)
+	}
+	if got := point(t, k); !bytes.Equal(got, g) {
+		t.Errorf("public key of d = 1: %X, want G %X", got, g)
+	}
+
+	for _, v := range []struct{ d, msg, r, s string }{
+		{"01", "Satoshi Nakamoto", "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8",
+			"dbbd3162d46e9f9bef7feb87c16dc13b4f6568a87f4e83f728e2443ba586675c"}, // high s in the thread
+		{"01", "All those moments will be lost in time, like tears in rain. Time to die...",
+			"8600dbd41e348fe5c9465ab92d23e3db8b98b873beecd930736488696438cb6b",
+			"ab8019bbd8b6924cc4099fe625340ffb1eaac34bf4477daa39d0835429094520"}, // high s in the thread
+		{"fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140", "Satoshi Nakamoto",
+			"fd567d121db66e382991534ada77a6bd3106f0a1098c231e47993447cd6af2d0",
+			"6b39cd0eb1bc8603e159ef5c20a5c8ad685a45b06ce9bebed3f153d10d93bed5"},
+	} {
+		k, err := Import(one, map[byte][]byte{0x92: mustHex(v.d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256([]byte(v.msg))
+		s := new(big.Int).SetBytes(mustHex(v.s))
+		if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+			verify(t, k, h[:], append(mustHex(v.r), mustHex(v.s)...)) // the thread's high s verifies too
+			s.Sub(n, s)
+		}
+		want := append(mustHex(v.r), s.FillBytes(make([]byte, 32))...)
+		for _, a := range []Attributes{one, {ID: IDECDH, Curve: CurveSecp256k1}} {
+			k, err := Import(a, map[byte][]byte{0x92: mustHex(v.d)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := k.Sign(h[:]); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s d=%s %q: signature %X, %v; want %X", attrName(a), v.d, v.msg, got, err, want)
+			}
+		}
+		// A longer hash is truncated to 32 bytes (FIPS 186-4): same nonce, same signature.
+		if got, err := k.Sign(append(h[:], repeat(0xEE, 32)...)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("64-byte hash starting with the vector's: %X, %v", got, err)
+		}
+	}
+
+	spki := "3056301006072a8648ce3d020106052b8104000a034200"
+	for _, v := range []struct{ tcID, public, private, shared string }{
+		{"1", "3056301006072a8648ce3d020106052b8104000a03420004d8096af8a11e0b80037e1ee68246b5dcbb0aeb1cf1244fd767db80f3fa27da2b396812ea1686e7472e9692eaf3e958e50e9500d3b4c77243db1f2acd67ba9cc4",
+			"00f4b7ff7cccc98813a69fae3df222bfe3f4e28f764bf91b4a10d8096ce446b254",
+			"544dfae22af6af939042b1d85b71a1e49e9a5614123c4d6ad0c8af65baf87d65"},
+		{"3", "3056301006072a8648ce3d020106052b8104000a03420004965ff42d654e058ee7317cced7caf093fbb180d8d3a74b0dcd9d8cd47a39d5cb9c2aa4daac01a4be37c20467ede964662f12983e0b5272a47a5f2785685d8087",
+			"00a2b6442a37f8a3764aeff4011a4c422b389a1e509669c43f279c8b7e32d80c3a",
+			"0000000000000000000000000000000000000000000000000000000000000001"},
+		{"14", "3056301006072a8648ce3d020106052b8104000a03420004e426e2f5108333117587975f18d8cc078d41e56b7d6b82f585d75b0d73479ffd75800fd41236a56034bed9abc55d82cf059a14d63c07cd0750931714731a1ca1",
+			"00a2b6442a37f8a3764aeff4011a4c422b389a1e509669c43f279c8b7e32d80c3a",
+			"8000000000000000000000000000000000000000000000000000000000000000"},
+	} {
+		if !strings.HasPrefix(v.public, spki) {
+			t.Fatalf("tcId %s: not an uncompressed secp256k1 SubjectPublicKeyInfo", v.tcID)
+		}
+		k, err := Import(Attributes{ID: IDECDH, Curve: CurveSecp256k1}, map[byte][]byte{0x92: mustHex(v.private)})
+		if err != nil {
+			t.Fatalf("tcId %s: Import: %v", v.tcID, err)
+		}
+		if got, err := k.Decipher(mustHex(strings.TrimPrefix(v.public, spki))); err != nil || !bytes.Equal(got, mustHex(v.shared)) {
+			t.Errorf("tcId %s: shared secret %X, %v; want %s", v.tcID, got, err, v.shared)
+		}
+	}
+}
+
 // TestConcurrentUse signs, deciphers and reads the public key of fresh keys from several goroutines at once (the
-// NIST and brainpool keys compute parts lazily); run with -race.
+// NIST, brainpool and secp256k1 keys compute parts lazily); run with -race.
 func TestConcurrentUse(t *testing.T) {
 	for _, a := range allAttributes() {
 		if a.ID == IDRSA && a.ModulusBits > 2048 {

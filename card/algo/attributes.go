@@ -68,6 +68,7 @@ const (
 	CurveCurve25519 // cv25519: X25519 for ECDH
 	CurveEd448
 	CurveX448
+	CurveSecp256k1 // the Koblitz curve of SEC 2 (Bitcoin's), OID 1.3.132.0.10
 	curveCount
 )
 
@@ -90,6 +91,7 @@ var curves = [curveCount]curveInfo{
 	CurveCurve25519:      {mustHex("2B060104019755010501"), "cv25519", []ID{IDECDH}},
 	CurveEd448:           {mustHex("2B6571"), "ed448", []ID{IDEdDSA}},
 	CurveX448:            {mustHex("2B656F"), "cv448", []ID{IDECDH}},
+	CurveSecp256k1:       {mustHex("2B8104000A"), "secp256k1", []ID{IDECDSA, IDECDH}},
 }
 
 // OID returns the curve's object identifier as it appears in the attributes (no 06 tag, no length).
@@ -100,8 +102,8 @@ func (c Curve) OID() []byte {
 	return bytes.Clone(curves[c].oid)
 }
 
-// String returns GnuPG's name for the curve: "nistp256", "brainpoolP256r1", "ed25519", "cv25519", "ed448",
-// "cv448".
+// String returns GnuPG's name for the curve: "nistp256", "brainpoolP256r1", "secp256k1", "ed25519", "cv25519",
+// "ed448", "cv448".
 func (c Curve) String() string {
 	if c <= CurveNone || c >= curveCount {
 		return fmt.Sprintf("Curve(%d)", int(c))
@@ -235,8 +237,8 @@ func (a Attributes) Bytes() []byte {
 	return b
 }
 
-// String returns GnuPG's name for the algorithm: "rsa2048", "nistp256", "brainpoolP384r1", "ed25519", "cv25519",
-// "ed448", "cv448". ECDSA and ECDH on the same curve share a name, as in GnuPG's key-attr.
+// String returns GnuPG's name for the algorithm: "rsa2048", "nistp256", "brainpoolP384r1", "secp256k1",
+// "ed25519", "cv25519", "ed448", "cv448". ECDSA and ECDH on the same curve share a name, as in GnuPG's key-attr.
 func (a Attributes) String() string {
 	if a.ID == IDRSA {
 		return fmt.Sprintf("rsa%d", a.ModulusBits)
@@ -247,11 +249,11 @@ func (a Attributes) String() string {
 	return fmt.Sprintf("algo(%X)", a.Bytes())
 }
 
-// Supported lists every attribute the card accepts in the slot, for DO FA (algorithm information) and C1–C3
-// validation, in the order FA shows them: RSA 2048, 3072, 4096; NIST P-256, P-384, P-521; brainpool P256r1,
-// P384r1, P512r1; then Ed25519 and Ed448 (RoleSign, RoleAuth) or cv25519 and X448 (RoleDecrypt). ECDH is offered
-// only for RoleDecrypt, ECDSA and EdDSA only for RoleSign and RoleAuth. RSA is listed with e of 32 bits and the
-// standard import format; the other forms AllowedFor accepts are not listed.
+// Supported lists every attribute the card accepts in the slot, for DO FA (algorithm information) and C1–C3 validation,
+// in the order FA shows them: RSA 2048, 3072, 4096; NIST P-256, P-384, P-521; brainpool P256r1, P384r1, P512r1;
+// secp256k1; then Ed25519 and Ed448 (RoleSign, RoleAuth) or cv25519 and X448 (RoleDecrypt). ECDH is offered only for
+// RoleDecrypt, ECDSA and EdDSA only for RoleSign and RoleAuth. RSA is listed with e of 32 bits and the standard import
+// format; the other forms AllowedFor accepts are not listed.
 func Supported(r Role) []Attributes {
 	var out []Attributes
 	switch r {
@@ -266,7 +268,7 @@ func Supported(r Role) []Attributes {
 	if r == RoleDecrypt {
 		weier, edwards = IDECDH, IDECDH
 	}
-	for _, c := range []Curve{CurveP256, CurveP384, CurveP521, CurveBrainpoolP256r1, CurveBrainpoolP384r1, CurveBrainpoolP512r1} {
+	for _, c := range weierstrassCurves {
 		out = append(out, Attributes{ID: weier, Curve: c})
 	}
 	if r == RoleDecrypt {

@@ -53,8 +53,9 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	ecc := []string{"ecdh-nistp256", "ecdsa-nistp384", "ecdh-nistp521", "ecdsa-brainpoolP256r1", "ecdh-brainpoolP384r1",
-		"ecdh-brainpoolP512r1", "ed25519", "ed448", "cv25519", "cv448"}
-	weier := ecc[:6]
+		"ecdh-brainpoolP512r1", "ecdsa-secp256k1", "ecdh-secp256k1", "ed25519", "ed448", "cv25519", "cv448"}
+	weier := ecc[:8]
+	k1 := []string{"ecdsa-secp256k1", "ecdh-secp256k1"}
 	tests := []struct {
 		name string
 		algs []string
@@ -69,7 +70,7 @@ func TestBadInput(t *testing.T) {
 
 		// Decipher.
 		{"decipher with EdDSA key", []string{"ed25519", "ed448"}, decipher(repeat(9, 32)), ErrUnsupported},
-		{"decipher empty", append([]string{"rsa2048"}, ecc[:6]...), decipher(nil), ErrInvalidInput},
+		{"decipher empty", append([]string{"rsa2048"}, weier...), decipher(nil), ErrInvalidInput},
 		{"decipher empty 25519/448", []string{"cv25519", "cv448"}, decipher(nil), ErrInvalidInput},
 		{"RSA ciphertext too long", []string{"rsa2048"}, decipher(repeat(1, 257)), ErrInvalidInput},
 		{"RSA ciphertext >= n", []string{"rsa2048"}, decipher(repeat(0xFF, 256)), ErrInvalidInput},
@@ -88,6 +89,20 @@ func TestBadInput(t *testing.T) {
 		{"all-zero point", weier, decipherF(func(t *testing.T, k PrivateKey) []byte {
 			in, _ := encrypt(t, k)
 			return append([]byte{4}, make([]byte, len(in)-1)...)
+		}), ErrInvalidInput},
+		{"x = p", weier, decipherF(func(t *testing.T, k PrivateKey) []byte {
+			params := ellipticOf(k.Attributes().Curve).Params()
+			size := (params.BitSize + 7) / 8
+			return append(append([]byte{4}, params.P.FillBytes(make([]byte, size))...), params.Gy.FillBytes(make([]byte, size))...)
+		}), ErrInvalidInput},
+		// decred's ParsePubKey would take the hybrid forms (06/07 ‖ X ‖ Y); the card takes only 04.
+		{"hybrid point 06", weier, decipherF(func(t *testing.T, k PrivateKey) []byte { in, _ := encrypt(t, k); in[0] = 6; return in }), ErrInvalidInput},
+		{"hybrid point 07", weier, decipherF(func(t *testing.T, k PrivateKey) []byte { in, _ := encrypt(t, k); in[0] = 7; return in }), ErrInvalidInput},
+		// Wycheproof ecdh_secp256k1_test.json, "public point not on curve".
+		{"secp256k1 point not on curve (Wycheproof)", k1, decipher(mustHex("0449c248edc659e18482b7105748a4b95d3a46952a5ba72da0d702dc97a64e99799d8cff7a5c4b925e4360ece25ccf307d7a9a7063286bbd16ef64c65f546757e4")), ErrInvalidInput},
+		{"secp256k1 compressed point", k1, decipherF(func(t *testing.T, k PrivateKey) []byte {
+			in, _ := encrypt(t, k)
+			return append([]byte{2 + in[64]&1}, in[1:33]...)
 		}), ErrInvalidInput},
 		{"X25519 31 bytes", []string{"cv25519"}, decipher(repeat(9, 31)), ErrInvalidInput},
 		{"X25519 33 bytes without 40", []string{"cv25519"}, decipher(append([]byte{0x41}, repeat(9, 32)...)), ErrInvalidInput},

@@ -109,6 +109,7 @@ func FuzzOperate(f *testing.F) {
 		f.Add(uint8(i), append([]byte{0x40}, make([]byte, 32)...))
 		f.Add(uint8(i), make([]byte, 65))
 		f.Add(uint8(i), append([]byte{4}, bytes.Repeat([]byte{0xFF}, 64)...))
+		f.Add(uint8(i), append([]byte{6}, bytes.Repeat([]byte{0x11}, 64)...)) // hybrid form, which decred would parse
 	}
 	f.Fuzz(func(t *testing.T, sel uint8, input []byte) {
 		k := keys[int(sel)%len(keys)]

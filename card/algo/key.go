@@ -30,24 +30,24 @@ type PrivateKey interface {
 	Marshal() []byte
 
 	// PublicDO returns the content of DO 7F49 (public key template, §7.2.14) without the 7F49 tag itself:
-	// RSA 81 n, 82 e; ECC 86 point. The point is 04||X||Y for NIST and brainpool curves and the native
+	// RSA 81 n, 82 e; ECC 86 point. The point is 04||X||Y for NIST, brainpool and secp256k1 curves and the native
 	// encoding (RFC 7748, RFC 8032) for the others: 32 bytes for Ed25519 and cv25519, 57 for Ed448, 56 for X448,
 	// without GnuPG's 0x40 prefix (GnuPG adds it itself when it reads the key, as it does for Gnuk).
 	PublicDO() []byte
 
 	// Sign implements PSO:COMPUTE DIGITAL SIGNATURE and INTERNAL AUTHENTICATE: RSA = PKCS#1 v1.5 (type 1)
 	// signature of the given DigestInfo or raw data, no hashing; ECDSA = r||s, each padded to the field size,
-	// over the given hash; EdDSA = signature of the data as given (R||S). An ECDH key on a NIST or brainpool
-	// curve signs with ECDSA (same key, so that MANAGE SECURITY ENVIRONMENT can swap DEC and AUT); cv25519 and X448
-	// keys cannot sign (ErrUnsupported).
+	// over the given hash; EdDSA = signature of the data as given (R||S). An ECDH key on a NIST, brainpool or
+	// secp256k1 curve signs with ECDSA (same key, so that MANAGE SECURITY ENVIRONMENT can swap DEC and AUT);
+	// cv25519 and X448 keys cannot sign (ErrUnsupported).
 	Sign(input []byte) ([]byte, error)
 
 	// Decipher implements PSO:DECIPHER after the card removed the outer template: RSA = PKCS#1 v1.5 (type 2)
 	// decryption of the ciphertext (the leading 00 padding indicator already stripped; a shorter ciphertext is
 	// taken as an integer and left-padded); ECDH = shared secret for the ephemeral public point (X coordinate
-	// for NIST and brainpool, given as 04||X||Y; the 32-byte X25519 output for cv25519, which accepts 32 bytes
-	// with or without the 0x40 prefix; the 56-byte X448 output, likewise). An ECDSA key on a NIST or brainpool
-	// curve deciphers with ECDH; EdDSA keys cannot (ErrUnsupported).
+	// for NIST, brainpool and secp256k1, given as 04||X||Y; the 32-byte X25519 output for cv25519, which accepts
+	// 32 bytes with or without the 0x40 prefix; the 56-byte X448 output, likewise). An ECDSA key on a NIST,
+	// brainpool or secp256k1 curve deciphers with ECDH; EdDSA keys cannot (ErrUnsupported).
 	Decipher(input []byte) ([]byte, error)
 }
 
@@ -71,8 +71,8 @@ func Generate(a Attributes, rand io.Reader) (PrivateKey, error) {
 // the private key when present, whether or not a.WithPublicKey is set).
 //
 // Integers are big-endian with or without leading zero bytes. The private key 92 is the big-endian scalar for
-// NIST and brainpool curves and for cv25519 (GnuPG stores and sends the cv25519 secret as an MPI, the byte
-// reversal of the RFC 7748 native form); it is the native secret for Ed25519 and Ed448 (the RFC 8032 seed) and
+// NIST, brainpool and secp256k1 curves and for cv25519 (GnuPG stores and sends the cv25519 secret as an MPI, the
+// byte reversal of the RFC 7748 native form); it is the native secret for Ed25519 and Ed448 (the RFC 8032 seed) and
 // for X448 (RFC 7748, little-endian, as libgcrypt's X448 keys hold it). The public key 99 may carry GnuPG's 0x40
 // prefix for Ed25519, Ed448, cv25519 and X448.
 func Import(a Attributes, parts map[byte][]byte) (PrivateKey, error) {

@@ -11,15 +11,22 @@ import (
 	"sync"
 
 	"github.com/ProtonMail/go-crypto/brainpool"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
 // weierstrassFamily holds the short-Weierstrass curves: NIST P-256, P-384, P-521 (crypto/ecdsa and crypto/ecdh,
-// constant time) and brainpool P256r1, P384r1, P512r1 (ProtonMail/go-crypto/brainpool through crypto/ecdsa's
-// generic path and elliptic.Curve.ScalarMult).
+// constant time), brainpool P256r1, P384r1, P512r1 (ProtonMail/go-crypto/brainpool through crypto/ecdsa's
+// generic path and elliptic.Curve.ScalarMult) and secp256k1 (decred's secp256k1 and its ecdsa package; see
+// secp256k1.go).
 type weierstrassFamily struct{}
 
+// weierstrassCurves are the curves of the family, in the order FA lists them.
+var weierstrassCurves = []Curve{CurveP256, CurveP384, CurveP521, CurveBrainpoolP256r1, CurveBrainpoolP384r1,
+	CurveBrainpoolP512r1, CurveSecp256k1}
+
 // weierstrassCurve returns the curve for c, and its crypto/ecdh counterpart for the NIST curves (nil for
-// brainpool).
+// brainpool and secp256k1). For secp256k1 the elliptic.Curve gives only the parameters; the key operations use
+// decred's own types.
 func weierstrassCurve(c Curve) (elliptic.Curve, ecdh.Curve) {
 	switch c {
 	case CurveP256:
@@ -34,6 +41,8 @@ func weierstrassCurve(c Curve) (elliptic.Curve, ecdh.Curve) {
 		return brainpool.P384r1(), nil
 	case CurveBrainpoolP512r1:
 		return brainpool.P512r1(), nil
+	case CurveSecp256k1:
+		return secp256k1.S256(), nil
 	}
 	return nil, nil
 }
@@ -46,11 +55,15 @@ type weierstrassKey struct {
 	// NIST curves: ecdh is made at once (it validates d and gives the public point), ecdsa when first needed.
 	ecdh      *ecdh.PrivateKey
 	ecdsaOnce func() (*ecdsa.PrivateKey, error)
-	pointOnce func() []byte  // 04||X||Y, computed when first needed (one scalar multiplication)
-	brainpool elliptic.Curve // brainpool curves only
+	pointOnce func() []byte         // 04||X||Y, computed when first needed (one scalar multiplication)
+	brainpool elliptic.Curve        // brainpool curves only
+	k1        *secp256k1.PrivateKey // secp256k1 only
 }
 
 func (weierstrassFamily) generate(a Attributes, rnd io.Reader) (PrivateKey, error) {
+	if a.Curve == CurveSecp256k1 {
+		return generateSecp256k1(a, rnd)
+	}
 	curve, _ := weierstrassCurve(a.Curve)
 	k, err := ecdsa.GenerateKey(curve, rnd)
 	if err != nil {
@@ -96,6 +109,9 @@ func newWeierstrassKey(a Attributes, d []byte) (*weierstrassKey, error) {
 		return nil, fmt.Errorf("private key out of range for %v: %w", a.Curve, ErrInvalidInput)
 	}
 	k := &weierstrassKey{attr: a, size: size, d: scalar}
+	if a.Curve == CurveSecp256k1 {
+		return k.withSecp256k1(), nil
+	}
 	if ecdhCurve != nil {
 		var err error
 		if k.ecdh, err = ecdhCurve.NewPrivateKey(scalar); err != nil {
@@ -128,10 +144,14 @@ func (k *weierstrassKey) PublicDO() []byte { return tlv(nil, 0x86, k.pointOnce()
 const maxHashLen = 64
 
 // Sign returns the ECDSA signature r||s of the hash input, each half padded to the field size. A hash longer than
-// the order is truncated as FIPS 186-4 says.
+// the order is truncated as FIPS 186-4 says. Nonces are random (crypto/ecdsa) except on secp256k1, where they are
+// RFC 6979 deterministic and s is the low one of s and n-s (see signSecp256k1).
 func (k *weierstrassKey) Sign(input []byte) ([]byte, error) {
 	if len(input) == 0 || len(input) > maxHashLen {
 		return nil, fmt.Errorf("algo: ECDSA hash of %d bytes: %w", len(input), ErrInvalidInput)
+	}
+	if k.k1 != nil {
+		return k.signSecp256k1(input), nil
 	}
 	priv, err := k.ecdsaOnce()
 	if err != nil {
@@ -151,6 +171,9 @@ func (k *weierstrassKey) Sign(input []byte) ([]byte, error) {
 func (k *weierstrassKey) Decipher(input []byte) ([]byte, error) {
 	if len(input) != 1+2*k.size || input[0] != 0x04 {
 		return nil, fmt.Errorf("algo: ECDH point of %d bytes for %v: %w", len(input), k.attr.Curve, ErrInvalidInput)
+	}
+	if k.k1 != nil {
+		return k.decipherSecp256k1(input)
 	}
 	if k.ecdh != nil {
 		pub, err := k.ecdh.Curve().NewPublicKey(input)
