@@ -154,9 +154,11 @@
 // algorithms can). Private keys are sealed by the store under the data key that the last PIN check unwrapped;
 // a key and its public part, fingerprint reset and origin are written in one transaction.
 //
-// The algorithms are in card/algo, which chose its libraries (standard library first; ProtonMail/go-crypto for
-// brainpool; cloudflare/circl for Ed448 and X448; see its package doc). This package adds no cryptography of
-// its own beyond AES-CBC from crypto/aes and crypto/cipher for the D5 key.
+// The algorithms (RSA 2048, 3072 and 4096; ECDSA and ECDH on NIST P-256, P-384, P-521, brainpool P256r1, P384r1,
+// P512r1 and secp256k1; Ed25519, Ed448, X25519, X448) are in card/algo, which chose its libraries (standard
+// library first; ProtonMail/go-crypto for brainpool; decred's dcrec/secp256k1 for secp256k1; cloudflare/circl for
+// Ed448 and X448; see its package doc). This package adds no cryptography of its own beyond AES-CBC from
+// crypto/aes and crypto/cipher for the D5 key.
 //
 // # What this package is not
 //

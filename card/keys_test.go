@@ -17,6 +17,8 @@ import (
 	"math/big"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/bitcurves"
+
 	"github.com/ccidgadget/ccidgadget/store"
 )
 
@@ -29,6 +31,8 @@ var attrsHex = map[string]string{
 	"cv25519":    "12 2B060104019755010501",
 	"nistp384s":  "13 2B81040022",
 	"brainpool2": "13 2B2403030208010107",
+	"secp256k1s": "13 2B8104000A",
+	"secp256k1d": "12 2B8104000A",
 }
 
 // setAttrs writes C1+r (PW3 already verified).
@@ -88,6 +92,16 @@ func verifySig(t testing.TB, name string, pub, input, sig []byte) {
 		if len(sig) != 64 || !ecdsa.Verify(k, input, new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
 			t.Fatal("ECDSA signature does not verify")
 		}
+	case "secp256k1s", "secp256k1d":
+		// ProtonMail's bitcurves and crypto/ecdsa's generic verifier: not the card's secp256k1 library.
+		x, y := elliptic.Unmarshal(bitcurves.S256(), pubTLV(t, pub, 0x86))
+		if x == nil {
+			t.Fatalf("secp256k1 public key %X not on the curve", pubTLV(t, pub, 0x86))
+		}
+		k := &ecdsa.PublicKey{Curve: bitcurves.S256(), X: x, Y: y}
+		if len(sig) != 64 || !ecdsa.Verify(k, input, new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+			t.Fatal("secp256k1 ECDSA signature does not verify")
+		}
 	case "ed25519":
 		if !ed25519.Verify(pubTLV(t, pub, 0x86), input, sig) {
 			t.Fatal("Ed25519 signature does not verify")
@@ -113,7 +127,7 @@ func signInput(name string) []byte {
 // TestSignAuthenticate generates keys on the card and checks PSO:CDS and INTERNAL AUTHENTICATE signatures with
 // the standard library, and the signature counter.
 func TestSignAuthenticate(t *testing.T) {
-	for _, name := range []string{"rsa2048", "nistp256s", "ed25519", "nistp384s", "brainpool2"} {
+	for _, name := range []string{"rsa2048", "nistp256s", "ed25519", "nistp384s", "brainpool2", "secp256k1s"} {
 		t.Run(name, func(t *testing.T) {
 			c := newTestCard(t, Options{})
 			c.verifyPW3()
@@ -228,6 +242,29 @@ func TestDecipher(t *testing.T) {
 		}
 		if _, sw := dec(h("A6 04 7F49 02 8600 FF")); sw != SWIncorrectData {
 			t.Fatalf("trailing bytes: %v", sw)
+		}
+	})
+	t.Run("secp256k1", func(t *testing.T) {
+		c.setAttrs(roleDec, "secp256k1d")
+		// The ephemeral side with ProtonMail's bitcurves, not the card's secp256k1 library.
+		curve := bitcurves.S256()
+		x, y := elliptic.Unmarshal(curve, pubTLV(t, c.generate(roleDec), 0x86))
+		if x == nil {
+			t.Fatal("public key not an uncompressed secp256k1 point")
+		}
+		eph, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sx, _ := curve.ScalarMult(x, y, eph.D.Bytes())
+		got, sw := dec(ecdhTemplate(elliptic.Marshal(curve, eph.X, eph.Y)))
+		if sw != SWNoError || !bytes.Equal(got, sx.FillBytes(make([]byte, 32))) {
+			t.Fatalf("SW %v, %X", sw, got)
+		}
+		bad := elliptic.Marshal(curve, eph.X, eph.Y)
+		bad[64] ^= 1
+		if _, sw := dec(ecdhTemplate(bad)); sw != SWIncorrectData {
+			t.Fatalf("point off the curve: %v", sw)
 		}
 	})
 	t.Run("cv25519", func(t *testing.T) {
@@ -401,7 +438,8 @@ func TestChangingAttributesDeletesKey(t *testing.T) {
 	for _, v := range []string{
 		"12 2B060104019755010501", // cv25519 (ECDH) is not a signature algorithm
 		"01 0400 0020 00",         // rsa1024
-		"13 2B8104000A",           // secp256k1
+		"16 2B8104000A",           // EdDSA on secp256k1
+		"12 2B8104000A",           // secp256k1 ECDH is for the decryption slot only
 		"99 00",
 		"",
 	} {
@@ -426,6 +464,131 @@ func TestChangingAttributesDeletesKey(t *testing.T) {
 		c.okb(Command{INS: 0xDA, P2: byte(tag), Data: a})
 		v = rest
 	}
+}
+
+// TestSecp256k1 takes secp256k1 (OID 1.3.132.0.10) through the card: FA lists it for every slot, C1 accepts it
+// and deletes the old key, 4D imports published keys (d = 0 and d >= n are refused and change nothing), 47 81
+// reads the public key, PSO:CDS and INTERNAL AUTHENTICATE give the published RFC 6979 signature and PSO:DECIPHER
+// the published ECDH secret.
+//
+// Vectors: the public key of d = 1 is SEC 2's generator G; the signature is bitcointalk.org topic 285142
+// (msg3150733), d = 1, SHA-256("Satoshi Nakamoto"), with the low s (BIP 62) that libsecp256k1, trezor-crypto and
+// the card give; the ECDH secret is Wycheproof ecdh_secp256k1_test.json tcId 1 ("normal case").
+func TestSecp256k1(t *testing.T) {
+	c := newTestCard(t, Options{})
+	c.verifyPW3()
+	ehl := func(crt string, parts ...[]byte) []byte { // parts: tag, value, tag, value ...
+		var list, data []byte
+		for i := 0; i < len(parts); i += 2 {
+			list = append(list, parts[i][0])
+			list = appendLen(list, len(parts[i+1]))
+			data = append(data, parts[i+1]...)
+		}
+		v := appendTLV(h(crt), 0x7F48, list)
+		return tlv(0x4D, appendTLV(v, 0x5F48, data))
+	}
+	readPub := func(crt string) []byte {
+		t.Helper()
+		pub, err := onlyTLV(c.okb(Command{INS: 0x47, P1: 0x81, Data: h(crt), Ne: 65536, Extended: true}), tagPublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub
+	}
+
+	// FA lists secp256k1 ECDSA for SIG and AUT, ECDH for DEC.
+	fa, err := onlyTLV(c.ok("00 CA 00 FA 000000"), tagAlgorithmInformation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"C1 06 13 2B8104000A", "C2 06 12 2B8104000A", "C3 06 13 2B8104000A"} {
+		if !bytes.Contains(fa, h(want)) {
+			t.Errorf("FA %X lacks %s", fa, want)
+		}
+	}
+
+	// Changing C1 from ed25519 to secp256k1 deletes the key, its fingerprint and date.
+	c.setAttrs(roleSig, "ed25519")
+	c.generate(roleSig)
+	c.ok("00 DA 00 C7 14 " + string(bytes.Repeat([]byte("11"), 20)))
+	c.ok("00 DA 00 CE 04 65000000")
+	c.setAttrs(roleSig, "secp256k1s")
+	if _, sw := c.x("00 47 81 00 02 B600 00"); sw != SWReferencedDataNotFound {
+		t.Fatalf("key survived the change to secp256k1: %v", sw)
+	}
+	if fp := c.ok("00 CA 00 C5 00"); !bytes.Equal(fp[:20], make([]byte, 20)) {
+		t.Fatalf("fingerprint survived: %X", fp)
+	}
+	if a := c.ok("00 CA 00 6E 000000"); !bytes.Contains(a, h("C1 06 13 2B8104000A")) {
+		t.Fatalf("6E does not show C1 = secp256k1: %X", a)
+	}
+
+	// Generation: 04||X||Y on the curve, read back by 47 81 (generate checks that), verified by bitcurves.
+	pub := c.generate(roleSig)
+	if p := pubTLV(t, pub, 0x86); len(p) != 65 || p[0] != 0x04 {
+		t.Fatalf("generated public key %X", p)
+	}
+	c.verifySign()
+	in := signInput("secp256k1s")
+	verifySig(t, "secp256k1s", pub, in, c.okb(Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: in, Ne: 256}))
+
+	// Import of d = 1 with its public key G, as GnuPG sends it (99 = 04||X||Y).
+	g := h("04 79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798" +
+		"483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8")
+	c.okb(Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: ehl("B6 00", []byte{0x92}, []byte{1}, []byte{0x99}, g)})
+	if got := pubTLV(t, readPub("B600"), 0x86); !bytes.Equal(got, g) {
+		t.Fatalf("public key of d = 1: %X, want G", got)
+	}
+	n := bitcurves.S256().Params().N
+	for name, d := range map[string][]byte{"d = 0": {0}, "d = n": n.Bytes(), "d = n+1": new(big.Int).Add(n, big.NewInt(1)).Bytes(),
+		"d of 33 bytes": bytes.Repeat([]byte{1}, 33)} {
+		if _, sw := c.send(Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: ehl("B6 00", []byte{0x92}, d)}.Bytes()); sw != SWIncorrectData {
+			t.Errorf("import %s: %v", name, sw)
+		}
+	}
+	if got := pubTLV(t, readPub("B600"), 0x86); !bytes.Equal(got, g) {
+		t.Fatal("a refused import changed the key")
+	}
+	msg := sha256.Sum256([]byte("Satoshi Nakamoto"))
+	want := h("934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8" +
+		"2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5")
+	c.verifySign()
+	if got := c.okb(Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: msg[:], Ne: 256}); !bytes.Equal(got, want) {
+		t.Fatalf("PSO:CDS %X, want %X", got, want)
+	}
+
+	// The same key in the AUT slot, 92 left-padded to 32 bytes: INTERNAL AUTHENTICATE gives the same signature.
+	c.setAttrs(roleAut, "secp256k1s")
+	c.okb(Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: ehl("A4 00", []byte{0x92}, append(make([]byte, 31), 1))})
+	c.verifyPW1()
+	if got := c.okb(Command{INS: 0x88, Data: msg[:], Ne: 256}); !bytes.Equal(got, want) {
+		t.Fatalf("INTERNAL AUTHENTICATE %X, want %X", got, want)
+	}
+
+	// ECDH: Wycheproof tcId 1 imported into DEC.
+	c.setAttrs(roleDec, "secp256k1d")
+	c.okb(Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: ehl("B8 00", []byte{0x92},
+		h("00f4b7ff7cccc98813a69fae3df222bfe3f4e28f764bf91b4a10d8096ce446b254"))})
+	peer := h("04d8096af8a11e0b80037e1ee68246b5dcbb0aeb1cf1244fd767db80f3fa27da2b" +
+		"396812ea1686e7472e9692eaf3e958e50e9500d3b4c77243db1f2acd67ba9cc4")
+	dec := func(point []byte) ([]byte, StatusWord) {
+		return c.send(Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: tlv(0xA6, tlv(tagPublicKey, tlv(0x86, point))), Ne: 256}.Bytes())
+	}
+	if got, sw := dec(peer); sw != SWNoError || !bytes.Equal(got, h("544dfae22af6af939042b1d85b71a1e49e9a5614123c4d6ad0c8af65baf87d65")) {
+		t.Fatalf("ECDH: %v %X", sw, got)
+	}
+	for name, p := range map[string][]byte{
+		"off the curve":  append(bytes.Clone(peer[:64]), peer[64]^1),
+		"compressed":     append([]byte{0x02}, peer[1:33]...),
+		"hybrid 06":      append([]byte{0x06}, peer[1:]...),
+		"x = p":          append(append([]byte{4}, bitcurves.S256().Params().P.Bytes()...), peer[33:]...),
+		"point of zeros": make([]byte, 65),
+	} {
+		if _, sw := dec(p); sw != SWIncorrectData {
+			t.Errorf("ECDH with a point %s: %v", name, sw)
+		}
+	}
+	c.checkStore()
 }
 
 // TestMSESwap: MANAGE SECURITY ENVIRONMENT lets the AUT key decipher and the DEC key authenticate.
