@@ -264,7 +264,8 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	cancel(err)
 	cancelOps()
 	wg.Wait()
-	<-w.done // WriteFrame returns once ctx is cancelled (Transport)
+	close(w.stop) // the workers and this goroutine were the producers
+	<-w.done      // WriteFrame returns once ctx is cancelled (Transport)
 	for _, s := range r.slots {
 		s.settleQueued()
 	}
@@ -309,12 +310,13 @@ type writer struct {
 	spare   [][]byte      // buffers of written frames, reused (last in, first out, so few of them grow)
 	warned  bool          // the queue was found full once (logged at WARN, later at DEBUG)
 	ready   chan struct{} // signalled (buffer 1) when a frame is queued
+	stop    chan struct{} // closed by Serve once no producer is left
 	done    chan struct{} // closed when run returns
 }
 
 func newWriter(ctx context.Context, t Transport, icpt Interceptor, log *slog.Logger, fail context.CancelCauseFunc) *writer {
 	w := &writer{t: t, ctx: ctx, icpt: icpt, log: log, fail: fail, room: make(chan struct{}, outQueueCap),
-		ready: make(chan struct{}, 1), done: make(chan struct{})}
+		ready: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.rawFn = w.raw
 	return w
 }
@@ -378,8 +380,11 @@ func (w *writer) recycle(b []byte) {
 	w.mu.Unlock()
 }
 
-// run writes queued frames in order, each through the Interceptor, until ctx ends or a write fails (which
-// ends Serve with that error). Frames still queued when ctx ends are dropped: the transport is going away.
+// run writes queued frames in order, each through the Interceptor, until Serve closes stop (after every
+// producer has returned) and the queue is empty. A failed write ends Serve with its error (fail). Once ctx is
+// cancelled the frames still go through the Interceptor, which sees every frame, as before the queue existed
+// (a test's Interceptor may count time extensions to release a card), but their writes fail at once: a
+// transport's WriteFrame returns when ctx is cancelled.
 func (w *writer) run() {
 	defer close(w.done)
 	for {
@@ -388,12 +393,11 @@ func (w *writer) run() {
 			select {
 			case <-w.ready:
 				continue
-			case <-w.ctx.Done():
-				return
+			case <-w.stop:
+				if f, ok = w.next(); !ok {
+					return
+				}
 			}
-		}
-		if w.ctx.Err() != nil {
-			return
 		}
 		var err error
 		if w.icpt != nil {
@@ -403,8 +407,7 @@ func (w *writer) run() {
 		}
 		w.recycle(f)
 		if err != nil {
-			w.fail(fmt.Errorf("write: %w", err))
-			return
+			w.fail(fmt.Errorf("write: %w", err)) // ends Serve; a no-op once ctx is cancelled
 		}
 	}
 }
