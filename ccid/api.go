@@ -76,10 +76,19 @@ type Config struct {
 	// extension, and the period of later ones. Default 1 s: GnuPG gives up after 5 s, libccid after its
 	// ATR-derived timeout.
 	TimeExtensionInterval time.Duration
-	Logger                *slog.Logger // nil = discard
-	Clock                 Clock        // nil = real time
-	Interceptor           Interceptor  // nil = frames pass unchanged
+	// AbortPairTimeout is how long a PC_to_RDR_Abort waits for its ABORT class request (CCID §5.3.1: the two
+	// halves pair by bSeq). Until they pair, the slot answers CMD_ABORTED to everything; after it, the
+	// half-paired abort expires with a WARN and the slot works again. 0 means the default, 2 s; negative
+	// means never. An ABORT class request that arrives first waits for its PC_to_RDR_Abort forever (see
+	// Reader.Abort).
+	AbortPairTimeout time.Duration
+	Logger           *slog.Logger // nil = discard
+	Clock            Clock        // nil = real time
+	Interceptor      Interceptor  // nil = frames pass unchanged
 }
+
+// DefaultAbortPairTimeout is the AbortPairTimeout a zero Config field gets.
+const DefaultAbortPairTimeout = 2 * time.Second
 
 // DefaultConfig returns the default descriptor (DefaultDescriptor), a 1 s time extension interval and real time.
 func DefaultConfig() Config {

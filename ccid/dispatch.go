@@ -258,10 +258,15 @@ func (d *dispatcher) bulkAbort(ctx context.Context, s *slot, m Message) {
 		d.fail(m.Type, m.Slot, m.Seq, icc, ErrOffsetDwLength)
 		return
 	}
+	s.expired = false
 	if s.abort == abortControl && s.abortSeq == m.Seq {
 		s.abort = abortNone
 	} else {
+		// The bulk half first: it waits AbortPairTimeout for the control half (Reader.Abort says why the
+		// control half first does not expire). Its own answer is not owed meanwhile: it is sent below.
 		s.abort, s.abortSeq = abortBulk, m.Seq
+		s.abortGen++
+		s.armAbortExpiry(s.abortGen)
 	}
 	s.abortOp()
 	if s.busy || s.answering {

@@ -33,6 +33,7 @@ type Reader struct {
 	maxMsg   int // dwMaxCCIDMessageLength
 	chunk    int // largest abData in one message
 	interval time.Duration
+	pairWait time.Duration // AbortPairTimeout; negative: never
 	log      *slog.Logger
 	clock    Clock
 	icpt     Interceptor
@@ -60,6 +61,7 @@ func NewReader(cfg Config) (*Reader, error) {
 		maxMsg:   int(cfg.Descriptor.MaxCCIDMessageLength),
 		chunk:    int(cfg.Descriptor.MaxCCIDMessageLength) - HeaderSize,
 		interval: cfg.TimeExtensionInterval,
+		pairWait: cfg.AbortPairTimeout,
 		log:      cfg.Logger,
 		clock:    cfg.Clock,
 		icpt:     cfg.Interceptor,
@@ -70,6 +72,9 @@ func NewReader(cfg Config) (*Reader, error) {
 	}
 	if r.clock == nil {
 		r.clock = realClock{}
+	}
+	if r.pairWait == 0 {
+		r.pairWait = DefaultAbortPairTimeout
 	}
 	for i := 0; i <= int(cfg.Descriptor.MaxSlotIndex); i++ {
 		r.slots = append(r.slots, newSlot(r, byte(i)))
@@ -141,6 +146,13 @@ func (r *Reader) Remove(slot int) error {
 // pairs with a PC_to_RDR_Abort carrying the same bSlot and bSeq, in either order. Until both halves have
 // arrived, other commands for the slot fail with CMD_ABORTED. A command in flight is cancelled and answered
 // with CMD_ABORTED. An unknown slot is ignored.
+//
+// When the PC_to_RDR_Abort came first, it waits Config.AbortPairTimeout for this half and then expires; this
+// half, arriving late for an expired PC_to_RDR_Abort, is then ignored. When this half comes first it waits for
+// its PC_to_RDR_Abort until the next Serve, without expiry: the spec has the reader wait for the bulk half,
+// the hosts that send ABORT (GnuPG's ccid-driver abort_cmd) send this half first and the bulk half right
+// after it, and a host whose bulk half is lost reopens the reader (SET_INTERFACE, so a new Serve). Expiring it
+// would turn a merely late bulk half into a new, unpaired, bulk-first abort that blocks the slot once more.
 func (r *Reader) Abort(slot, seq byte) {
 	s, err := r.slot(int(slot))
 	if err != nil {
@@ -151,7 +163,17 @@ func (r *Reader) Abort(slot, seq byte) {
 	defer s.mu.Unlock()
 	if s.abort == abortBulk && s.abortSeq == seq {
 		s.abort = abortNone
+		s.armAbortExpiry(0)
 		return
+	}
+	if s.abort == abortNone && s.expired && s.expiredSeq == seq {
+		s.expired = false
+		r.log.Warn("ccid: ABORT request after its PC_to_RDR_Abort expired: ignored", "slot", slot, "seq", seq)
+		return
+	}
+	s.expired = false
+	if s.abort == abortBulk {
+		s.armAbortExpiry(0) // replaced by this half, which does not expire
 	}
 	s.abort, s.abortSeq = abortControl, seq
 	s.abortOp()
@@ -239,11 +261,13 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 	for _, s := range r.slots {
 		s.mu.Lock()
 		s.resetExchange()
-		s.abort = abortNone
+		s.abort, s.expired = abortNone, false
+		s.armAbortExpiry(0)
 		s.mu.Unlock()
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); s.work(ctx, w) }()
 		go func() { defer wg.Done(); s.call(ctx) }()
+		go func() { defer wg.Done(); s.expireAborts(ctx) }()
 	}
 	d := &dispatcher{r: r, w: w, out: make([]byte, 0, r.maxMsg)}
 	var err error

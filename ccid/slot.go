@@ -64,8 +64,12 @@ type slot struct {
 	spare     *opContext // reused for the next operation while never cancelled
 	opAborted bool       // the operation in flight was aborted
 
-	abort    abortState
-	abortSeq byte
+	abort      abortState
+	abortSeq   byte
+	abortGen   uint64      // counts bulk-first aborts, so an expiry acts only on the one it was armed for
+	abortArm   chan uint64 // to expireAborts: arm for an abortGen, or 0 to disarm; sent with mu held
+	expired    bool        // a bulk-first abort expired and its control half may still come (ignored)
+	expiredSeq byte
 
 	chaining bool   // a chained command is being received
 	cmd      []byte // the command APDU (chained or not); reused
@@ -80,7 +84,7 @@ type slot struct {
 
 func newSlot(r *Reader, idx byte) *slot {
 	s := &slot{r: r, idx: idx, params: DefaultT1Parameters,
-		jobs: make(chan job, 1), callReq: make(chan job), callResp: make(chan result),
+		jobs: make(chan job, 1), callReq: make(chan job), callResp: make(chan result), abortArm: make(chan uint64, 1),
 		out: make([]byte, 0, r.maxMsg)}
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -117,6 +121,77 @@ func (s *slot) abortOp() {
 		s.cancelOp()
 	}
 	s.resetExchange()
+}
+
+// armAbortExpiry tells expireAborts to time out the bulk-first abort gen (0: stop timing). The latest order
+// replaces one not yet taken, so it never blocks. Called with mu held, which orders the senders.
+func (s *slot) armAbortExpiry(gen uint64) {
+	select {
+	case <-s.abortArm:
+	default:
+	}
+	s.abortArm <- gen
+}
+
+// expireAborts times half-paired bulk-first aborts out (Config.AbortPairTimeout). Its timer is selected only
+// while armed, so a ManualClock tick meant for a time extension never reaches it otherwise.
+func (s *slot) expireAborts(ctx context.Context) {
+	if s.r.pairWait < 0 {
+		for { // never expire: just keep the channel drained
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.abortArm:
+			}
+		}
+	}
+	timer := s.r.clock.NewTimer(s.r.pairWait)
+	timer.Stop()
+	defer timer.Stop()
+	var armed uint64
+	arm := func(gen uint64) {
+		timer.Stop()
+		if armed = gen; armed != 0 {
+			timer.Reset(s.r.pairWait)
+		}
+	}
+	for {
+		// Orders first: a disarm that came with the timer firing wins (a ManualClock tick is then left for
+		// the worker's time extension).
+		select {
+		case gen := <-s.abortArm:
+			arm(gen)
+			continue
+		default:
+		}
+		var fire <-chan time.Time
+		if armed != 0 {
+			fire = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case gen := <-s.abortArm:
+			arm(gen)
+		case <-fire:
+			s.expireAbort(armed)
+			armed = 0
+		}
+	}
+}
+
+// expireAbort ends bulk-first abort gen if it is still waiting for its control half. The PC_to_RDR_Abort was
+// answered when it came (bulkAbort), as a completed abort is, so no answer is owed: the slot just works again.
+func (s *slot) expireAbort(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abort != abortBulk || s.abortGen != gen {
+		return
+	}
+	s.abort = abortNone
+	s.expired, s.expiredSeq = true, s.abortSeq
+	s.r.log.Warn("ccid: PC_to_RDR_Abort got no ABORT class request in time: abort expired, slot works again",
+		"slot", s.idx, "seq", s.abortSeq, "timeout", s.r.pairWait)
 }
 
 // call runs card operations for the worker, so the worker can pace time extensions while a card works.
