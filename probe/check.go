@@ -989,7 +989,9 @@ func (c *checker) haltRecovery(ctx context.Context, s *session) (Verdict, string
 	if stalled {
 		return Pass, detail + "; bulk-IN halted by SET_FEATURE stalled, cleared, GetSlotStatus OK"
 	}
-	return Pass, detail + "; SET_FEATURE(HALT) accepted but bulk-IN did not stall; cleared, GetSlotStatus OK"
+	// USB 2.0 §9.4.9: an endpoint halted by SET_FEATURE(ENDPOINT_HALT) returns STALL until the halt is cleared.
+	return Fail, fmt.Sprintf("SET_FEATURE(ENDPOINT_HALT) on 0x%02X was accepted but the bulk-IN read did not stall (%v); "+
+		"USB 2.0 §9.4.9 wants STALL until CLEAR_FEATURE", s.in.Address, err)
 }
 
 // ---- bSeq ----

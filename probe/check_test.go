@@ -224,6 +224,11 @@ func TestEachCheckCanFail(t *testing.T) {
 			fails: []string{"power-off"},
 		},
 		{
+			name:  "SET_FEATURE(ENDPOINT_HALT) accepted but the endpoint does not stall",
+			setup: func(u *usbReader) { u.ignoreSet = true },
+			fails: []string{"halt-recovery"},
+		},
+		{
 			name:  "endpoint stays halted after clear halt",
 			setup: func(u *usbReader) { u.haltSticks = true },
 			fails: []string{"halt-recovery"},

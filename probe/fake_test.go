@@ -29,6 +29,7 @@ type usbReader struct {
 	noZLP       bool                           // never send a ZLP
 	mutate      func(f []byte) []byte          // changes each device frame (nil: none)
 	refuseSet   bool                           // SET_FEATURE(HALT) stalls
+	ignoreSet   bool                           // SET_FEATURE(HALT) succeeds but halts nothing
 	ctrl        func(req byte) ([]byte, error) // overrides class requests GET_CLOCK/GET_DATA_RATES
 	refuseAbort bool                           // the ABORT class request stalls
 	haltSticks  bool                           // ClearHalt leaves the endpoint halted
@@ -253,7 +254,9 @@ func (u *usbReader) Control(_ context.Context, rt, req byte, value, index uint16
 		}
 		return copy(data, b), nil
 	case rt == 0x02 && req == 0x03 && !u.refuseSet:
-		u.halted[byte(index)] = true
+		if !u.ignoreSet {
+			u.halted[byte(index)] = true
+		}
 		return 0, nil
 	}
 	return 0, fmt.Errorf("fake control 0x%02X/0x%02X: %w", rt, req, ErrStall)
