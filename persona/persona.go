@@ -95,6 +95,17 @@ func Lookup(name string) (Persona, error) {
 	return Persona{}, fmt.Errorf("persona: unknown persona %q (known: %s)", name, strings.Join(Names(), ", "))
 }
 
+// ByUSBID returns the persona whose reader has VID:PID vid:pid (a replayed trace names its reader that way), or
+// false when none has.
+func ByUSBID(vid, pid uint16) (Persona, bool) {
+	for _, p := range All() {
+		if p.VendorID == vid && p.ProductID == pid {
+			return p, true
+		}
+	}
+	return Persona{}, false
+}
+
 func generic() Persona {
 	return Persona{
 		Name: "generic", Summary: "our own reader: extended APDUs, T=1, 4 MHz, pid.codes test VID:PID",

@@ -39,7 +39,7 @@ func (f *faultFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.record, "record", "", "write every exchange to `FILE` in the pcscd-log format (trace show/plot and --replay read it)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every exchange to `FILE` as a pcap (LINKTYPE_USB_LINUX_MMAPPED) for Wireshark")
 	fs.BoolVar(&f.recordSecrets, "record-secrets", false, "keep PINs, the resetting code and imported keys in --record/--pcap (masked as XX by default)")
-	fs.StringVar(&f.persona, "persona", "generic", "look like reader `NAME` (VID:PID, speed, CCID descriptor, ATR); 'ccid-gadget personas' lists them")
+	fs.StringVar(&f.persona, "persona", "", "look like reader `NAME` (VID:PID, speed, CCID descriptor, ATR); 'ccid-gadget personas' lists them (default: with --replay, the persona of the trace's VID:PID if there is one; else generic)")
 }
 
 // faultSetup is what `up` needs from the flags. Wire it as:
@@ -82,7 +82,11 @@ func (f *faultFlags) setup(log *slog.Logger) (_ *faultSetup, err error) {
 			fx.Close()
 		}
 	}()
-	if fx.Persona, err = persona.Lookup(f.persona); err != nil {
+	name := f.persona
+	if name == "" {
+		name = "generic"
+	}
+	if fx.Persona, err = persona.Lookup(name); err != nil {
 		return nil, fmt.Errorf("%w: --persona: %v", errUsage, err)
 	}
 	div, err := trace.ParseDivergence(f.onDivergence)
@@ -96,6 +100,9 @@ func (f *faultFlags) setup(log *slog.Logger) (_ *faultSetup, err error) {
 		tr, err := readTrace(f.replay)
 		if err != nil {
 			return nil, fmt.Errorf("--replay: %w", err)
+		}
+		if f.persona == "" {
+			fx.Persona = tracePersona(tr, fx.Persona, log)
 		}
 		fx.replayer, err = trace.NewReplayer(tr, trace.Options{OnDivergence: div, Mixed: f.mixed, ATR: fx.Persona.ATR,
 			Logger: log, Live: fx.live})
@@ -181,6 +188,21 @@ func (fx *faultSetup) Card(live ccid.Card) ccid.Card {
 		return atrCard{Card: live, atr: fx.Persona.ATR}
 	}
 	return live
+}
+
+// tracePersona is the persona a replay looks like when --persona is not given: the one whose VID:PID the trace's
+// reader had (so libccid applies that reader's quirks and timeouts, as on the recorded host), else def.
+func tracePersona(tr *trace.Trace, def persona.Persona, log *slog.Logger) persona.Persona {
+	if tr.VendorID == 0 && tr.ProductID == 0 {
+		return def
+	}
+	if p, ok := persona.ByUSBID(tr.VendorID, tr.ProductID); ok {
+		log.Info("persona from the trace's reader", "vid:pid", fmt.Sprintf("%04x:%04x", tr.VendorID, tr.ProductID), "persona", p.Name)
+		return p
+	}
+	log.Warn("no persona has the trace's reader VID:PID; looking like the default (choose one with --persona)",
+		"vid:pid", fmt.Sprintf("%04x:%04x", tr.VendorID, tr.ProductID), "persona", def.Name)
+	return def
 }
 
 // atrCard is a card whose power-on answers the persona's ATR.

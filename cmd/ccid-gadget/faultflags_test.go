@@ -157,3 +157,42 @@ func TestFaultFlagsReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayPersona: --replay without --persona looks like the trace's reader when a persona has its VID:PID;
+// --persona wins; a trace naming an unknown reader, or none, keeps generic.
+func TestReplayPersona(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.log")
+	b, err := os.ReadFile(desktopTrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unknown, bytes.ReplaceAll(b, []byte("usb:1fc9/010b"), []byte("usb:072f/90cc")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	anonymous := filepath.Join(dir, "anonymous.log")
+	if err := os.WriteFile(anonymous, bytes.ReplaceAll(b, []byte("usb:1fc9/010b"), []byte("reader")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--replay", desktopTrace}, "nxp-pr533"},
+		{[]string{"--replay", desktopTrace, "--persona", "generic"}, "generic"},
+		{[]string{"--replay", desktopTrace, "--persona", "canokey"}, "canokey"},
+		{[]string{"--replay", unknown}, "generic"},
+		{[]string{"--replay", anonymous}, "generic"},
+		{nil, "generic"},
+		{[]string{"--persona", "gnuk"}, "gnuk"},
+	} {
+		fx, err := parseFaultFlags(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if fx.Persona.Name != tc.want {
+			t.Errorf("%q: persona %s, want %s", tc.args, fx.Persona.Name, tc.want)
+		}
+		fx.Close()
+	}
+}
