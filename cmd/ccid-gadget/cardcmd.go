@@ -118,15 +118,16 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 // runCard is `ccid-gadget card info|reset|admin-less`: the card's state, offline.
 func runCard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "Usage: ccid-gadget card info [--state PATH] [--json]")
-		fmt.Fprintln(stdout, "       ccid-gadget card reset [--state PATH]")
-		fmt.Fprintln(stdout, "       ccid-gadget card admin-less on|off [--state PATH]")
+		fmt.Fprintln(stdout, "Usage: ccid-gadget card info [--state PATH] [--device-secret FILE] [--json]")
+		fmt.Fprintln(stdout, "       ccid-gadget card reset [--state PATH] [--device-secret FILE]")
+		fmt.Fprintln(stdout, "       ccid-gadget card admin-less on|off [--state PATH] [--device-secret FILE]")
 		fmt.Fprintln(stdout)
 		fmt.Fprintln(stdout, "info prints the card's state; reset factory-resets it (no PIN asked): every key,")
 		fmt.Fprintln(stdout, "certificate and data object is erased and the PINs go back to 123456 / 12345678.")
 		fmt.Fprintln(stdout, "admin-less on makes the card behave like Gnuk: from the next change of PW1 (to at")
 		fmt.Fprintln(stdout, "least 8 characters) PW1 is also the admin PIN, until PW3 is set; off restores PW3.")
-		fmt.Fprintln(stdout, "All work on the state file while no other process has it open.")
+		fmt.Fprintln(stdout, "All work on the state file while no other process has it open; --device-secret is")
+		fmt.Fprintln(stdout, "needed when the state was created with one.")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: card needs a subcommand: info, reset or admin-less", errUsage)
 		}

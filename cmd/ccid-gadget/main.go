@@ -32,7 +32,7 @@ func commands() []command {
 		{"version", "print the version and build information", runVersion},
 		{"help", "show this help, or `help COMMAND` for one command", runHelp},
 		{"vpcd", "serve the card to pcscd through vsmartcard-vpcd (no USB needed)", runVPCD},
-		{"card", "show (info) or factory-reset (reset) the card's state offline", runCard},
+		{"card", "the card's state, offline: show it (info), factory-reset it (reset), Gnuk's admin-less mode (admin-less)", runCard},
 		{"up", "run the reader as a USB gadget (configfs + FunctionFS) until SIGINT/SIGTERM", runUp},
 		{"down", "stop a running gadget, or remove one a crash left behind", runDown},
 		{"status", "show the gadget, its UDC and host connection, and the card", runStatus},
