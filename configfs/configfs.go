@@ -47,9 +47,11 @@ var (
 
 // Config describes the gadget. Zero fields take the defaults listed.
 type Config struct {
-	Name          string // gadget directory and FunctionFS instance name; default "ccidgadget"
-	VendorID      uint16 // idVendor; default 0x1209 (pid.codes)
-	ProductID     uint16 // idProduct; default 0x0001 (pid.codes test PID)
+	Name     string // gadget directory and FunctionFS instance name; default "ccidgadget"
+	VendorID uint16 // idVendor; default 0x1209 (pid.codes)
+	// ProductID is idProduct. 0 is a real product id (Gnuk's 234B:0000); only a Config with neither id set
+	// takes the default 1209:0001 (the pid.codes test PID).
+	ProductID     uint16
 	BcdDevice     uint16 // bcdDevice; default 0x0100
 	BcdUSB        uint16 // bcdUSB; default 0x0200
 	Manufacturer  string // strings/0x409/manufacturer; default "ccidgadget"
@@ -71,11 +73,8 @@ func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
-	if c.VendorID == 0 {
-		c.VendorID = 0x1209
-	}
-	if c.ProductID == 0 {
-		c.ProductID = 0x0001
+	if c.VendorID == 0 && c.ProductID == 0 {
+		c.VendorID, c.ProductID = 0x1209, 0x0001
 	}
 	if c.BcdDevice == 0 {
 		c.BcdDevice = 0x0100

@@ -283,11 +283,12 @@ func TestCreateBindRemove(t *testing.T) {
 func TestCreateCustomConfig(t *testing.T) {
 	k := newFakeKernel(t, "20980000.usb")
 	c := k.cfg("tok")
-	c.VendorID, c.ProductID, c.Manufacturer, c.Product, c.MaxPower, c.MaxSpeed = 0x234b, 0xabcd, "M", "P", 250, "full-speed"
+	// 234B:0000 is Gnuk's: a product id 0 is kept, not replaced by the default.
+	c.VendorID, c.ProductID, c.Manufacturer, c.Product, c.MaxPower, c.MaxSpeed = 0x234b, 0x0000, "M", "P", 250, "full-speed"
 	if _, err := Create(k.sys, c); err != nil {
 		t.Fatal(err)
 	}
-	for rel, want := range map[string]string{"tok/idVendor": "0x234b", "tok/idProduct": "0xabcd",
+	for rel, want := range map[string]string{"tok/idVendor": "0x234b", "tok/idProduct": "0x0000",
 		"tok/strings/0x409/manufacturer": "M", "tok/strings/0x409/product": "P", "tok/configs/c.1/MaxPower": "250",
 		"tok/max_speed": "full-speed"} {
 		if got := k.read(rel); got != want {
