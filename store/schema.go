@@ -145,7 +145,8 @@ func parseBoltMeta(b []byte) (boltMeta, bool) {
 		pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
 }
 
-// preflight checks that an existing file is a bbolt file whose pages all lie within the file.
+// preflight checks that an existing file is a bbolt file whose pages all lie within the file, and walks its
+// tree (walkBolt) so that bbolt never follows a corrupted offset.
 func preflight(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -197,5 +198,12 @@ func preflight(path string) error {
 		return fmt.Errorf("%w: file is %d bytes but has %d pages of %d bytes (truncated?)", ErrCorrupt, fi.Size(),
 			best.pgid, best.pageSize)
 	}
-	return nil
+	if fi.Size() > maxWalkBytes {
+		return fmt.Errorf("%w: %d bytes is not a card's state", ErrCorrupt, fi.Size())
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
+		return err
+	}
+	return walkBolt(data, best)
 }
