@@ -135,6 +135,9 @@
 // [Store.Check] (run by Open; by the card's fuzz and power-cut tests after every step) verifies the schema
 // version, every record's format and ranges, that PW1 and PW3 are set with a wrap, that every key blob belongs to
 // the current epoch, and bbolt's own page and free-list check. Before bbolt maps a file, Open checks that the
-// file holds every page its meta page counts, and any panic or memory fault inside bbolt is turned into
-// ErrCorrupt: a truncated or damaged file gives an error, never a crash. An empty file (size 0) is a new card.
+// file holds every page its meta page counts and walks the page tree with bounds checks (every page in range and
+// reached once, every element, key, value and inline bucket inside its page: bbolt itself trusts these offsets,
+// and one flipped byte could make it build a slice over Go heap memory, which the garbage collector aborts on);
+// any panic or memory fault inside bbolt is turned into ErrCorrupt: a truncated or damaged file gives an error,
+// never a crash. An empty file (size 0) is a new card.
 package store
