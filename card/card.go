@@ -70,9 +70,7 @@ type Card struct {
 	log      *slog.Logger
 	presence Presence
 
-	shortAPDU  bool   // Options.ShortAPDUOnly
-	historical []byte // DO 5F52 and the ATR's historical bytes
-	atr        []byte
+	shortAPDU bool // Options.ShortAPDUOnly
 
 	serial [4]byte
 
@@ -115,11 +113,7 @@ func New(st *store.Store, opts Options) (*Card, error) {
 	if st == nil {
 		return nil, errors.New("card: nil store")
 	}
-	c := &Card{st: st, rand: opts.Rand, log: opts.Logger, presence: opts.Presence, shortAPDU: opts.ShortAPDUOnly,
-		historical: historical, atr: atr}
-	if c.shortAPDU {
-		c.historical, c.atr = historicalShort, atrShort
-	}
+	c := &Card{st: st, rand: opts.Rand, log: opts.Logger, presence: opts.Presence, shortAPDU: opts.ShortAPDUOnly}
 	if c.rand == nil {
 		c.rand = rand.Reader
 	}
@@ -164,7 +158,20 @@ func (s *session) dropKeyIfUnused() {
 }
 
 // ATR returns the Answer-to-Reset (see the package doc); its historical bytes are DO 5F52.
-func (c *Card) ATR() []byte { return append([]byte(nil), c.atr...) }
+func (c *Card) ATR() []byte {
+	if c.shortAPDU {
+		return append([]byte(nil), atrShort...)
+	}
+	return append([]byte(nil), atr...)
+}
+
+// historicalBytes is DO 5F52, also the ATR's historical bytes: they say whether extended length is offered.
+func (c *Card) historicalBytes() []byte {
+	if c.shortAPDU {
+		return historicalShort
+	}
+	return historical
+}
 
 // PowerOn powers the card (a warm reset when already powered): security state is cleared and the ATR returned.
 func (c *Card) PowerOn(ctx context.Context) ([]byte, error) {

@@ -153,7 +153,7 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 	case tagAID:
 		return c.aid(), nil
 	case tagHistorical:
-		return append([]byte(nil), c.historical...), nil
+		return append([]byte(nil), c.historicalBytes()...), nil
 	case tagName, tagLanguage, tagSex, tagLoginData, tagURL, tagPrivate1, tagPrivate2, tagPrivate3, tagPrivate4:
 		return tx.DO(tag), nil
 	case tagCardholderData:
@@ -164,7 +164,7 @@ func (c *Card) value(tx *store.Tx, tag uint16) ([]byte, error) {
 		return v, nil
 	case tagApplicationData:
 		v := appendTLV(nil, tagAID, c.aid())
-		v = appendTLV(v, tagHistorical, c.historical)
+		v = appendTLV(v, tagHistorical, c.historicalBytes())
 		v = appendTLV(v, tagGeneralFeatures, c.generalFeatures())
 		if !c.shortAPDU {
 			v = appendTLV(v, tagExtendedLength, extendedLengthInfo)
