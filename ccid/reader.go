@@ -312,10 +312,10 @@ func (r *Reader) Serve(ctx context.Context, t Transport) error {
 // transport fails the write in flight.
 const outQueueCap = 16
 
-// writer is the single path to the transport's bulk-IN side: a bounded FIFO of device frames (queue) drained
-// by one goroutine (run), as a reader's IN FIFO is drained by the host. Producers (the dispatcher, the slot
-// workers) copy their frame into the queue with send and do not wait for the transport, so a bulk-IN write the
-// host does not read never stops the reading of host commands.
+// writer is the single path to the transport's bulk-IN side: a bounded FIFO of device frames drained by one
+// goroutine (run), as a reader's IN FIFO is drained by the host. Producers (the dispatcher, the slot workers)
+// copy their frame into the queue with send and do not wait for the transport, so a bulk-IN write the host
+// does not read never stops the reading of host commands.
 type writer struct {
 	t     Transport
 	ctx   context.Context
@@ -326,16 +326,21 @@ type writer struct {
 
 	wmu sync.Mutex // serialises WriteFrame calls (an Interceptor could call write late)
 
-	queue  chan []byte   // copies of queued frames, oldest first
-	free   chan []byte   // buffers of written frames, reused by send
-	warned atomic.Bool   // the queue was found full once (logged at WARN, later at DEBUG)
-	stop   chan struct{} // closed by Serve once no producer is left
-	done   chan struct{} // closed when run returns
+	room chan struct{} // one token per queued frame: a send waits for room when the queue is full
+
+	mu      sync.Mutex
+	ring    [outQueueCap][]byte // queued frames, oldest at head
+	head, n int
+	spare   [][]byte      // buffers of written frames, reused (last in, first out, so few of them grow)
+	warned  bool          // the queue was found full once (logged at WARN, later at DEBUG)
+	ready   chan struct{} // signalled (buffer 1) when a frame is queued
+	stop    chan struct{} // closed by Serve once no producer is left
+	done    chan struct{} // closed when run returns
 }
 
 func newWriter(ctx context.Context, t Transport, icpt Interceptor, log *slog.Logger, fail context.CancelCauseFunc) *writer {
-	w := &writer{t: t, ctx: ctx, icpt: icpt, log: log, fail: fail, queue: make(chan []byte, outQueueCap),
-		free: make(chan []byte, outQueueCap+1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{t: t, ctx: ctx, icpt: icpt, log: log, fail: fail, room: make(chan struct{}, outQueueCap),
+		ready: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.rawFn = w.raw
 	return w
 }
@@ -343,27 +348,60 @@ func newWriter(ctx context.Context, t Transport, icpt Interceptor, log *slog.Log
 // send queues a copy of frame for the host; frame may be reused once send returns. It waits only while the
 // queue is full; if Serve ends meanwhile, the frame is dropped.
 func (w *writer) send(frame []byte) {
-	var b []byte
 	select {
-	case b = <-w.free:
+	case w.room <- struct{}{}:
 	default:
+		w.mu.Lock()
+		level := slog.LevelDebug
+		if !w.warned {
+			w.warned, level = true, slog.LevelWarn
+		}
+		w.mu.Unlock()
+		w.log.Log(w.ctx, level, "ccid: bulk-IN queue full (host not reading): waiting before queueing more",
+			"type", MessageType(frame[0]), "slot", frame[5], "seq", frame[6], "queued", outQueueCap)
+		select {
+		case w.room <- struct{}{}:
+		case <-w.ctx.Done():
+			return
+		}
+	}
+	w.mu.Lock()
+	var b []byte
+	if k := len(w.spare); k > 0 {
+		b, w.spare = w.spare[k-1], w.spare[:k-1]
 	}
 	b = append(b[:0], frame...)
+	w.ring[(w.head+w.n)%outQueueCap] = b
+	w.n++
+	w.mu.Unlock()
 	select {
-	case w.queue <- b:
-		return
-	default:
+	case w.ready <- struct{}{}:
+	default: // already signalled
 	}
-	level := slog.LevelDebug
-	if w.warned.CompareAndSwap(false, true) {
-		level = slog.LevelWarn
+}
+
+// next takes the oldest queued frame, if any.
+func (w *writer) next() ([]byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		return nil, false
 	}
-	w.log.Log(w.ctx, level, "ccid: bulk-IN queue full (host not reading): waiting before queueing more",
-		"type", MessageType(frame[0]), "slot", frame[5], "seq", frame[6], "queued", outQueueCap)
-	select {
-	case w.queue <- b:
-	case <-w.ctx.Done():
+	b := w.ring[w.head]
+	w.ring[w.head] = nil
+	w.head = (w.head + 1) % outQueueCap
+	w.n--
+	<-w.room // never blocks: every queued frame holds a token
+	return b, true
+}
+
+// recycle keeps the buffer of a written frame for a later send.
+func (w *writer) recycle(b []byte) {
+	w.mu.Lock()
+	if len(w.spare) < outQueueCap {
+		w.spare = append(w.spare, b[:0])
 	}
+	w.mu.Unlock()
 }
 
 // run writes queued frames in order, each through the Interceptor, until Serve closes stop (after every
@@ -374,14 +412,15 @@ func (w *writer) send(frame []byte) {
 func (w *writer) run() {
 	defer close(w.done)
 	for {
-		var f []byte
-		select {
-		case f = <-w.queue:
-		case <-w.stop:
+		f, ok := w.next()
+		if !ok {
 			select {
-			case f = <-w.queue:
-			default:
-				return
+			case <-w.ready:
+				continue
+			case <-w.stop:
+				if f, ok = w.next(); !ok {
+					return
+				}
 			}
 		}
 		var err error
@@ -390,10 +429,7 @@ func (w *writer) run() {
 		} else {
 			err = w.raw(f)
 		}
-		select {
-		case w.free <- f:
-		default:
-		}
+		w.recycle(f)
 		if err != nil {
 			w.fail(fmt.Errorf("write: %w", err)) // ends Serve; a no-op once ctx is cancelled
 		}
